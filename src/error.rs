@@ -1,0 +1,355 @@
+//! The crate's one error type, [`Error`], and [`BusError`], the D-Bus error it keeps as its source.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::job::{Job, JobResult, Verb};
+use crate::unit_name::NameProblem;
+use crate::unit_state::{FailureReason, UnitState};
+
+/// A D-Bus error exactly as the bus or systemd sent it: the error name and its message.
+///
+/// `dbus::Error` shows only the message in its `Display`; this type keeps the name
+/// (`org.freedesktop.systemd1.NoSuchUnit`, ...) so callers and logs can see what was said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusError {
+    name: String,
+    message: String,
+}
+
+impl BusError {
+    /// Builds an error from a D-Bus error name and message.
+    pub fn new(name: impl Into<String>, message: impl Into<String>) -> Self {
+        BusError {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The D-Bus error name, e.g. `org.freedesktop.systemd1.NoSuchUnit`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The human-readable message that came with the error.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for BusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{} [{}]", self.message, self.name)
+        }
+    }
+}
+
+impl std::error::Error for BusError {}
+
+impl From<dbus::Error> for BusError {
+    fn from(e: dbus::Error) -> Self {
+        BusError::new(
+            e.name().unwrap_or("org.freedesktop.DBus.Error.Failed"),
+            e.message().unwrap_or(""),
+        )
+    }
+}
+
+/// Everything that can go wrong while asking systemd for a job and waiting for it.
+///
+/// Each variant names the unit (and the job, once systemd has returned one) it concerns.
+/// Variants that stem from a D-Bus error keep it as [`source()`](std::error::Error::source),
+/// a [`BusError`] with the error name and message systemd sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The unit name was refused before any bus traffic.
+    #[error("invalid unit name {name:?}: {problem}")]
+    InvalidUnitName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        problem: NameProblem,
+    },
+
+    /// A string given as a job mode is not one of systemd's modes.
+    #[error("unknown job mode {0:?} (expected one of: replace, fail, isolate, flush, ignore-dependencies, ignore-requirements, replace-irreversibly, triggering, restart-dependencies)")]
+    UnknownJobMode(String),
+
+    /// A string given as a verb is not one this crate knows.
+    #[error("unknown verb {0:?} (expected one of: start, stop, restart, reload, try-restart, reload-or-restart, reload-or-try-restart)")]
+    UnknownVerb(String),
+
+    /// Connecting to the bus (or the manager's private socket) failed.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// What we tried to reach: `system bus`, `user bus`, or the address.
+        target: String,
+        /// What libdbus said.
+        source: BusError,
+    },
+
+    /// There is no systemd manager on this bus (`org.freedesktop.systemd1` has no owner).
+    #[error("{unit}: no systemd manager answers on this bus: {source}")]
+    ManagerUnavailable {
+        /// The unit of the request.
+        unit: String,
+        /// What the bus said.
+        source: BusError,
+    },
+
+    /// systemd has no unit of that name (`org.freedesktop.systemd1.NoSuchUnit`).
+    #[error("{unit}: no such unit: {source}")]
+    NoSuchUnit {
+        /// The unit of the request.
+        unit: String,
+        /// What systemd said.
+        source: BusError,
+    },
+
+    /// The unit is masked (`org.freedesktop.systemd1.UnitMasked`).
+    #[error("{unit}: unit is masked: {source}")]
+    UnitMasked {
+        /// The unit of the request.
+        unit: String,
+        /// What systemd said.
+        source: BusError,
+    },
+
+    /// The unit failed to load (`org.freedesktop.systemd1.LoadFailed`), e.g. a bad unit file.
+    #[error("{unit}: unit failed to load: {source}")]
+    LoadFailed {
+        /// The unit of the request.
+        unit: String,
+        /// What systemd said.
+        source: BusError,
+    },
+
+    /// The caller may not do this (`AccessDenied`, `InteractiveAuthorizationRequired`).
+    #[error("{unit}: access denied: {source}")]
+    AccessDenied {
+        /// The unit of the request.
+        unit: String,
+        /// What the bus or systemd said.
+        source: BusError,
+    },
+
+    /// The verb does not apply to this unit (`JobTypeNotApplicable`), e.g. reload of a unit
+    /// without `ExecReload=`.
+    #[error("{unit}: job type {verb} not applicable: {source}")]
+    JobTypeNotApplicable {
+        /// The unit of the request.
+        unit: String,
+        /// The verb asked for.
+        verb: Verb,
+        /// What systemd said.
+        source: BusError,
+    },
+
+    /// systemd refused the transaction: it would undo queued jobs the mode forbids replacing
+    /// (`TransactionIsDestructive`), or it conflicts, is cyclic, or the unit cannot be
+    /// isolated to or only started as a dependency.
+    #[error("{unit}: transaction refused: {source}")]
+    TransactionRefused {
+        /// The unit of the request.
+        unit: String,
+        /// What systemd said.
+        source: BusError,
+    },
+
+    /// The job finished with a result other than `done` or `skipped`.
+    #[error("{unit}: {verb} job {} finished with result '{result}'{}", job.id(), reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    JobFailed {
+        /// The unit of the job.
+        unit: String,
+        /// The verb asked for.
+        verb: Verb,
+        /// The job.
+        job: Job,
+        /// systemd's result for it.
+        result: JobResult,
+        /// Why the unit failed, read from the unit after a `failed` result, when available.
+        reason: Option<FailureReason>,
+    },
+
+    /// The job finished `done`, but the unit is not active afterwards (opt-in check, see
+    /// [`ManagerBuilder::check_active`](crate::ManagerBuilder::check_active)).
+    #[error("{unit}: {verb} job {} finished 'done' but the unit is {state}", job.id())]
+    NotActive {
+        /// The unit of the job.
+        unit: String,
+        /// The verb asked for.
+        verb: Verb,
+        /// The job.
+        job: Job,
+        /// The unit's state as read afterwards.
+        state: UnitState,
+    },
+
+    /// The deadline passed before the job's result arrived. Unless cancel-on-timeout was chosen,
+    /// the job keeps running in systemd.
+    #[error("{unit}: no result after {waited:?}{}", job.as_ref().map(|j| format!(" for job {} ({})", j.id(), j.path())).unwrap_or_else(|| " (no job was queued)".to_owned()))]
+    Timeout {
+        /// The unit of the request.
+        unit: String,
+        /// The job, if systemd had returned one.
+        job: Option<Job>,
+        /// How long we waited, from the start of the operation.
+        waited: Duration,
+    },
+
+    /// The systemd manager went away (exited, crashed, or is re-executing) while we waited;
+    /// the job's outcome is unknown.
+    #[error("{unit}: the systemd manager went away while waiting{}", job.as_ref().map(|j| format!(" for job {} ({})", j.id(), j.path())).unwrap_or_default())]
+    ManagerGone {
+        /// The unit of the request.
+        unit: String,
+        /// The job, if systemd had returned one.
+        job: Option<Job>,
+    },
+
+    /// The connection to the bus was lost.
+    #[error("{unit}: disconnected from the bus: {source}")]
+    Disconnected {
+        /// The unit of the request.
+        unit: String,
+        /// What libdbus said.
+        source: BusError,
+    },
+
+    /// Any other D-Bus error, with the call that failed.
+    #[error("{unit}: {call} failed: {source}")]
+    Bus {
+        /// The unit the call concerned (or the job path, for job calls).
+        unit: String,
+        /// The D-Bus method that failed, e.g. `RestartUnit`.
+        call: &'static str,
+        /// What the bus or systemd said.
+        source: BusError,
+    },
+}
+
+impl Error {
+    /// The unit the error concerns, if any.
+    pub fn unit(&self) -> Option<&str> {
+        use Error::*;
+        match self {
+            InvalidUnitName { name, .. } => Some(name),
+            UnknownJobMode(_) | UnknownVerb(_) | Connect { .. } => None,
+            ManagerUnavailable { unit, .. }
+            | NoSuchUnit { unit, .. }
+            | UnitMasked { unit, .. }
+            | LoadFailed { unit, .. }
+            | AccessDenied { unit, .. }
+            | JobTypeNotApplicable { unit, .. }
+            | TransactionRefused { unit, .. }
+            | JobFailed { unit, .. }
+            | NotActive { unit, .. }
+            | Timeout { unit, .. }
+            | ManagerGone { unit, .. }
+            | Disconnected { unit, .. }
+            | Bus { unit, .. } => Some(unit),
+        }
+    }
+
+    /// The job the error concerns, if systemd had returned one.
+    pub fn job(&self) -> Option<&Job> {
+        match self {
+            Error::JobFailed { job, .. } | Error::NotActive { job, .. } => Some(job),
+            Error::Timeout { job, .. } | Error::ManagerGone { job, .. } => job.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The D-Bus error behind this error, if there is one.
+    pub fn bus_error(&self) -> Option<&BusError> {
+        use Error::*;
+        match self {
+            Connect { source, .. }
+            | ManagerUnavailable { source, .. }
+            | NoSuchUnit { source, .. }
+            | UnitMasked { source, .. }
+            | LoadFailed { source, .. }
+            | AccessDenied { source, .. }
+            | JobTypeNotApplicable { source, .. }
+            | TransactionRefused { source, .. }
+            | Disconnected { source, .. }
+            | Bus { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The exit status `systemctl` uses for this kind of failure, with this crate's additions:
+    ///
+    /// | status | meaning |
+    /// |---|---|
+    /// | 1 | the job ended with a result other than done/skipped, or the unit is not active |
+    /// | 2 | usage: invalid unit name, unknown mode or verb |
+    /// | 3 | job type not applicable |
+    /// | 4 | access denied, transaction refused |
+    /// | 5 | no such unit |
+    /// | 6 | unit masked or failed to load |
+    /// | 124 | deadline passed |
+    /// | 125 | bus or manager error |
+    pub fn exit_status(&self) -> i32 {
+        use Error::*;
+        match self {
+            JobFailed { .. } | NotActive { .. } => 1,
+            InvalidUnitName { .. } | UnknownJobMode(_) | UnknownVerb(_) => 2,
+            JobTypeNotApplicable { .. } => 3,
+            AccessDenied { .. } | TransactionRefused { .. } => 4,
+            NoSuchUnit { .. } => 5,
+            UnitMasked { .. } | LoadFailed { .. } => 6,
+            Timeout { .. } => 124,
+            Connect { .. }
+            | ManagerUnavailable { .. }
+            | ManagerGone { .. }
+            | Disconnected { .. }
+            | Bus { .. } => 125,
+        }
+    }
+
+    /// Maps a D-Bus error reply to a job request (`RestartUnit`, ...) to the matching variant.
+    pub(crate) fn from_job_call(unit: &str, verb: Verb, call: &'static str, e: BusError) -> Self {
+        let unit = unit.to_owned();
+        let source = e;
+        match source.name() {
+            "org.freedesktop.systemd1.NoSuchUnit" => Error::NoSuchUnit { unit, source },
+            "org.freedesktop.systemd1.UnitMasked" => Error::UnitMasked { unit, source },
+            "org.freedesktop.systemd1.LoadFailed" => Error::LoadFailed { unit, source },
+            "org.freedesktop.systemd1.JobTypeNotApplicable" => {
+                Error::JobTypeNotApplicable { unit, verb, source }
+            }
+            "org.freedesktop.systemd1.TransactionIsDestructive"
+            | "org.freedesktop.systemd1.TransactionJobsConflicting"
+            | "org.freedesktop.systemd1.TransactionOrderIsCyclic"
+            | "org.freedesktop.systemd1.OnlyByDependency"
+            | "org.freedesktop.systemd1.NoIsolation"
+            | "org.freedesktop.systemd1.ShuttingDown" => Error::TransactionRefused { unit, source },
+            _ => Error::from_call(&unit, call, source),
+        }
+    }
+
+    /// Maps a D-Bus error of any call to the generic variants.
+    pub(crate) fn from_call(unit: &str, call: &'static str, source: BusError) -> Self {
+        let unit = unit.to_owned();
+        match source.name() {
+            "org.freedesktop.DBus.Error.AccessDenied"
+            | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
+                Error::AccessDenied { unit, source }
+            }
+            "org.freedesktop.DBus.Error.ServiceUnknown"
+            | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
+                Error::ManagerUnavailable { unit, source }
+            }
+            "org.freedesktop.DBus.Error.Disconnected" => Error::Disconnected { unit, source },
+            _ => Error::Bus { unit, call, source },
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

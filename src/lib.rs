@@ -1,0 +1,99 @@
+//! Restart (start, stop, reload...) a systemd unit over D-Bus and block until *that* job is
+//! finished, for synchronous programs.
+//!
+//! systemd answers `RestartUnit` at once with a job path; the job's outcome comes later as a
+//! `JobRemoved` signal. systemd-jobs adds the match before the call, keeps the job path from
+//! the reply, pumps the connection until the `JobRemoved` for that path arrives (never just any
+//! job on the same unit) or the deadline passes, and reports the result as a typed value. No
+//! async runtime, no threads: one blocking libdbus connection and a `poll` bounded by the
+//! deadline.
+//!
+//! # Quick start
+//! ```no_run
+//! use std::time::Duration;
+//! use systemd_jobs::{JobMode, Manager};
+//!
+//! let manager = Manager::system()?;
+//! let outcome = manager.restart("nginx.service", JobMode::Replace, Duration::from_secs(90))?;
+//! println!("{}: {} after {:?}", outcome.unit, outcome.result, outcome.elapsed);
+//! # Ok::<(), systemd_jobs::Error>(())
+//! ```
+//!
+//! # Choosing a bus
+//! - [`Manager::system`] ([`Bus::System`]): system services, via the system bus. Unprivileged
+//!   callers are subject to polkit.
+//! - [`Manager::user`] ([`Bus::User`]): the caller's `systemd --user`, via
+//!   `DBUS_SESSION_BUS_ADDRESS` or `$XDG_RUNTIME_DIR/bus`.
+//! - [`Bus::Address`]: a bus daemon at any address, e.g. `unix:path=/run/user/1000/bus`.
+//! - [`Bus::PrivateSystem`], [`Bus::PrivateUser`], [`Bus::PrivateAddress`]: the manager's own
+//!   socket, with no bus daemon (what `systemctl` uses). Works while the bus daemon is down;
+//!   only the manager's user may connect.
+//! - [`ManagerBuilder::wrap`]: a `dbus::blocking::Connection` you already have.
+//!
+//! A [`Manager`] is a long-lived handle: it adds its match once and each operation is then a
+//! single method call plus the wait.
+//!
+//! # Error handling
+//! Every fallible function returns [`Error`], one `#[non_exhaustive]` enum whose variants name
+//! the unit and job they concern and keep systemd's D-Bus error ([`BusError`]) as their source.
+//! A result other than `done` or `skipped` is an error too:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use systemd_jobs::{Error, JobMode, JobResult, Manager};
+//!
+//! let manager = Manager::system()?;
+//! match manager.restart("app.service", JobMode::Replace, Duration::from_secs(30)) {
+//!     Ok(outcome) => println!("{outcome}"),
+//!     Err(Error::JobFailed { result: JobResult::Failed, reason, .. }) => {
+//!         eprintln!("app.service failed: {reason:?}")
+//!     }
+//!     Err(Error::NoSuchUnit { unit, .. }) => eprintln!("{unit} is not installed"),
+//!     Err(Error::Timeout { waited, .. }) => eprintln!("still running after {waited:?}"),
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! # Ok::<(), systemd_jobs::Error>(())
+//! ```
+//!
+//! [`Error::exit_status`] maps each error to the exit status `systemctl` would use.
+//!
+//! When a deadline passes, the operation returns [`Error::Timeout`] but, by default, the job
+//! keeps running in systemd; [`ManagerBuilder::cancel_on_timeout`] cancels it instead.
+//!
+//! # Log levels
+//! Through the [`log`] crate, target `systemd_jobs`:
+//! - `debug`: connecting, match added/removed, each method call sent, each job path received,
+//!   every `JobRemoved` seen (ours or ignored as not ours), cancel requests;
+//! - `info`: the final result of each job;
+//! - nothing at `warn` or `error`: outcomes are returned to the caller, who decides.
+//!
+//! # Guarantees
+//! Each of these is shown by integration tests that run a real `systemd --user` manager
+//! (see the README's "Guarantees" section for the test files):
+//! - the result reported is the one for the job path our call returned, even when other jobs on
+//!   the same unit finish first, and every requester of a merged job gets its result;
+//! - nothing blocks past the deadline; a zero timeout fails before any bus traffic, and
+//!   timeouts of many years do not overflow;
+//! - a manager that dies, or a bus that goes away, ends the wait at once with an error;
+//! - a long-lived handle holds the same number of match rules however many operations it runs;
+//! - invalid unit names are refused before any bus traffic.
+
+#![deny(missing_docs)]
+
+mod connect;
+mod deadline;
+mod error;
+mod job;
+mod manager;
+mod queued;
+pub mod unit_name;
+mod unit_state;
+mod watch;
+
+pub use connect::Bus;
+pub use error::{BusError, Error, Result};
+pub use job::{Job, JobMode, JobOutcome, JobResult, Verb};
+pub use manager::{Manager, ManagerBuilder};
+pub use queued::{Batch, JobState, QueuedJob};
+pub use unit_name::NameProblem;
+pub use unit_state::{ExitStatus, FailureReason, UnitResult, UnitState};

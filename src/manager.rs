@@ -1,0 +1,402 @@
+//! The manager handle: one connection to systemd, its options, and the operations that queue a
+//! job and wait for it.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use dbus::blocking::{Connection, Proxy};
+use dbus::Message;
+
+use crate::connect::Bus;
+use crate::deadline::Deadline;
+use crate::error::{BusError, Error, Result};
+use crate::job::{Job, JobMode, JobOutcome, Verb};
+use crate::queued::{Batch, QueuedJob};
+use crate::unit_name;
+use crate::watch::{self, SharedInbox, Subscription, MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
+
+/// Options of a [`Manager`], set with [`ManagerBuilder`].
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) cancel_on_timeout: bool,
+    pub(crate) explain_failures: bool,
+    pub(crate) check_active: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cancel_on_timeout: false,
+            explain_failures: true,
+            check_active: None,
+        }
+    }
+}
+
+/// Builds a [`Manager`] with non-default options.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use systemd_jobs::{Bus, Manager};
+///
+/// let manager = Manager::builder()
+///     .bus(Bus::User)
+///     .cancel_on_timeout(true)
+///     .check_active(Some(Duration::from_millis(500)))
+///     .connect()?;
+/// # Ok::<(), systemd_jobs::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct ManagerBuilder {
+    bus: Bus,
+    options: Options,
+}
+
+impl ManagerBuilder {
+    /// Where to reach the manager. Default: [`Bus::System`].
+    pub fn bus(mut self, bus: Bus) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// When an operation's deadline passes, ask systemd to cancel the job (a `Cancel` call
+    /// on the job object, sent without waiting for its reply so the deadline still holds).
+    /// Default: `false`, the job keeps running in systemd and only the caller stops waiting.
+    pub fn cancel_on_timeout(mut self, cancel: bool) -> Self {
+        self.options.cancel_on_timeout = cancel;
+        self
+    }
+
+    /// After a job ends `failed`, read the unit's `Result` (and, for services, how the main
+    /// process ended) into [`Error::JobFailed`]'s `reason`, within what is left of the
+    /// deadline. Default: `true`. Costs a few property reads on the failure path only.
+    pub fn explain_failures(mut self, explain: bool) -> Self {
+        self.options.explain_failures = explain;
+        self
+    }
+
+    /// After a start, restart or reload-or-restart job ends `done`, wait `Some(grace)` (zero
+    /// for no wait, cut to what is left of the deadline) and then check that the unit is
+    /// active; if it is not (it exited at once, or a `Condition…=` failed), the operation
+    /// fails with [`Error::NotActive`]. Default: `None`, no check: `done` is reported as
+    /// systemd reports it.
+    pub fn check_active(mut self, grace: Option<Duration>) -> Self {
+        self.options.check_active = grace;
+        self
+    }
+
+    /// Connects to the chosen bus.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] if the bus or socket cannot be reached.
+    pub fn connect(self) -> Result<Manager> {
+        let conn = self.bus.open()?;
+        Ok(Manager::new(conn, self.bus.is_direct(), self.options))
+    }
+
+    /// Uses a connection the caller already has, to a bus daemon, or with `direct` set, to a
+    /// manager's private socket (opened with `Channel::open_private` and not registered).
+    pub fn wrap(self, conn: Connection, direct: bool) -> Manager {
+        Manager::new(conn, direct, self.options)
+    }
+}
+
+/// A handle on one systemd manager: queue jobs and wait for their results.
+///
+/// A handle keeps one connection and, from its first job on, one `JobRemoved` match, which it
+/// removes when dropped; each operation then costs one method call. It is `Send` but not
+/// `Sync`: use it from one thread at a time, and give each thread its own handle to run jobs in
+/// parallel.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use systemd_jobs::{JobMode, Manager};
+///
+/// let manager = Manager::system()?;
+/// let outcome = manager.restart("nginx.service", JobMode::Replace, Duration::from_secs(90))?;
+/// println!("{outcome}"); // nginx.service: done (job 1234, 812 ms)
+/// # Ok::<(), systemd_jobs::Error>(())
+/// ```
+pub struct Manager {
+    conn: Connection,
+    direct: bool,
+    inbox: SharedInbox,
+    subscription: RefCell<Option<Subscription>>,
+    options: Options,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("direct", &self.direct)
+            .field("subscribed", &self.subscription.borrow().is_some())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        if let Some(mut sub) = self.subscription.get_mut().take() {
+            sub.remove(&self.conn);
+        }
+    }
+}
+
+/// Defines the per-verb shorthands, which all go through [`Manager::run`].
+macro_rules! verb_methods {
+    ($($(#[$doc:meta])* $name:ident => $verb:ident;)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Errors
+        /// As [`Manager::run`].
+        pub fn $name(&self, unit: &str, mode: JobMode, timeout: Duration) -> Result<JobOutcome> {
+            self.run(Verb::$verb, unit, mode, timeout)
+        }
+    )*};
+}
+
+impl Manager {
+    /// A builder for a handle with non-default options.
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// Connects to the manager on `bus` with default options.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] if the bus or socket cannot be reached.
+    pub fn connect(bus: Bus) -> Result<Self> {
+        Self::builder().bus(bus).connect()
+    }
+
+    /// Connects to the system manager on the system bus.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] if the system bus cannot be reached.
+    pub fn system() -> Result<Self> {
+        Self::connect(Bus::System)
+    }
+
+    /// Connects to the caller's user manager on the user bus.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] if the user bus cannot be found or reached.
+    pub fn user() -> Result<Self> {
+        Self::connect(Bus::User)
+    }
+
+    /// Uses a connection to a bus daemon the caller already has, with default options.
+    pub fn from_connection(conn: Connection) -> Self {
+        Self::builder().wrap(conn, false)
+    }
+
+    fn new(conn: Connection, direct: bool, options: Options) -> Self {
+        Manager {
+            conn,
+            direct,
+            inbox: SharedInbox::default(),
+            subscription: RefCell::new(None),
+            options,
+        }
+    }
+
+    /// The connection, e.g. for calls this crate does not make.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Whether this handle talks to the manager directly (private socket), not via a bus.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// How many job paths this handle is waiting on right now (queued jobs not yet waited on
+    /// or dropped). Zero between operations: nothing is kept for finished or abandoned jobs.
+    pub fn pending_jobs(&self) -> usize {
+        watch::lock(&self.inbox).watched_len()
+    }
+
+    verb_methods! {
+        /// Starts `unit` (`StartUnit`) and waits for the job's result.
+        start => Start;
+        /// Stops `unit` (`StopUnit`) and waits for the job's result.
+        stop => Stop;
+        /// Restarts `unit` (`RestartUnit`) and waits for the job's result.
+        restart => Restart;
+        /// Reloads `unit` (`ReloadUnit`) and waits for the job's result.
+        reload => Reload;
+        /// Restarts `unit` if it is running (`TryRestartUnit`) and waits for the job's result.
+        try_restart => TryRestart;
+        /// Reloads `unit` if it supports reloading, else restarts it (`ReloadOrRestartUnit`),
+        /// and waits for the job's result.
+        reload_or_restart => ReloadOrRestart;
+        /// Reloads `unit` if it supports reloading, else try-restarts it
+        /// (`ReloadOrTryRestartUnit`), and waits for the job's result.
+        reload_or_try_restart => ReloadOrTryRestart;
+    }
+
+    /// Queues a `verb` job for `unit` and waits until systemd reports that job's result, or
+    /// `timeout` passes. The timeout covers everything: adding the match on first use, the
+    /// method call, and the wait.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidUnitName`] before any bus traffic;
+    /// - [`Error::NoSuchUnit`], [`Error::UnitMasked`], [`Error::LoadFailed`],
+    ///   [`Error::AccessDenied`], [`Error::JobTypeNotApplicable`],
+    ///   [`Error::TransactionRefused`] when systemd refuses the job;
+    /// - [`Error::JobFailed`] when the job ends with a result other than `done`/`skipped`;
+    /// - [`Error::NotActive`] when the opt-in active check fails;
+    /// - [`Error::Timeout`] when `timeout` passes (a zero timeout fails before any bus traffic);
+    /// - [`Error::ManagerGone`], [`Error::ManagerUnavailable`], [`Error::Disconnected`],
+    ///   [`Error::Bus`] for the manager or bus failing.
+    pub fn run(
+        &self,
+        verb: Verb,
+        unit: &str,
+        mode: JobMode,
+        timeout: Duration,
+    ) -> Result<JobOutcome> {
+        let deadline = Deadline::after(timeout);
+        self.enqueue_until(verb, unit, mode, &deadline)?
+            .wait_until(&deadline)
+    }
+
+    /// Queues a `verb` job for `unit` and returns at once with a handle on it, to wait on,
+    /// query or cancel later. The job's result is kept for the handle until it is waited on or
+    /// dropped. `timeout` bounds the method call.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use systemd_jobs::{JobMode, Manager, Verb};
+    ///
+    /// let manager = Manager::user()?;
+    /// let job = manager.enqueue(Verb::Start, "backup.service", JobMode::Replace, Duration::from_secs(5))?;
+    /// println!("queued {}", job.job());
+    /// let outcome = job.wait(Duration::from_secs(600))?;
+    /// # Ok::<(), systemd_jobs::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Manager::run`], except those about the job's result.
+    pub fn enqueue(
+        &self,
+        verb: Verb,
+        unit: &str,
+        mode: JobMode,
+        timeout: Duration,
+    ) -> Result<QueuedJob<'_>> {
+        self.enqueue_until(verb, unit, mode, &Deadline::after(timeout))
+    }
+
+    /// Starts a batch: several jobs queued together and waited for under one deadline.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
+    }
+
+    /// Cancels a queued job (`Cancel` on the job object).
+    ///
+    /// # Errors
+    /// [`Error::Bus`] with `org.freedesktop.systemd1.NoSuchJob` (or `UnknownObject`) if the
+    /// job has already finished, [`Error::AccessDenied`] if the caller may not cancel it.
+    pub fn cancel(&self, job: &Job, timeout: Duration) -> Result<()> {
+        let proxy = Proxy::new(SYSTEMD_NAME, job.path(), timeout, &self.conn);
+        proxy
+            .method_call::<(), _, _, _>("org.freedesktop.systemd1.Job", "Cancel", ())
+            .map_err(|e| Error::from_call(job.path(), "Cancel", e.into()))?;
+        log::debug!("canceled {job}");
+        Ok(())
+    }
+
+    /// Asks systemd to cancel `job` without waiting for an answer (used when a deadline has
+    /// passed and nothing may block any more).
+    pub(crate) fn cancel_without_reply(&self, job: &Job) {
+        let mut msg = Message::method_call(
+            &SYSTEMD_NAME.into(),
+            &job.path().into(),
+            &"org.freedesktop.systemd1.Job".into(),
+            &"Cancel".into(),
+        );
+        msg.set_no_reply(true);
+        match dbus::channel::Sender::send(&self.conn, msg) {
+            Ok(_) => {
+                self.conn.channel().flush();
+                log::debug!("deadline passed: asked systemd to cancel {job}");
+            }
+            Err(()) => log::debug!("deadline passed: could not send Cancel for {job}"),
+        }
+    }
+
+    pub(crate) fn enqueue_until(
+        &self,
+        verb: Verb,
+        unit: &str,
+        mode: JobMode,
+        deadline: &Deadline,
+    ) -> Result<QueuedJob<'_>> {
+        unit_name::validate(unit)?;
+        let timeout = |job| Error::Timeout {
+            unit: unit.to_owned(),
+            job,
+            waited: deadline.elapsed(),
+        };
+        if deadline.expired() {
+            return Err(timeout(None));
+        }
+        self.subscribe(deadline).map_err(|e| {
+            if deadline.expired() {
+                timeout(None)
+            } else {
+                Error::from_call(unit, "AddMatch", e)
+            }
+        })?;
+        log::debug!("calling {}({unit}, {mode})", verb.method());
+        let proxy = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &self.conn);
+        let reply: std::result::Result<(dbus::Path<'static>,), _> =
+            proxy.method_call(MANAGER_IFACE, verb.method(), (unit, mode.as_str()));
+        let job = match reply {
+            Ok((path,)) => Job::from_path(path.to_string()),
+            Err(e) => {
+                let e = BusError::from(e);
+                log::debug!("{}({unit}) failed: {e}", verb.method());
+                return Err(if deadline.expired() {
+                    timeout(None)
+                } else {
+                    Error::from_job_call(unit, verb, verb.method(), e)
+                });
+            }
+        };
+        log::debug!("{} for {unit} queued {job}", verb.method());
+        Ok(QueuedJob::new(self, unit, verb, job))
+    }
+
+    /// Adds the subscription on first use.
+    fn subscribe(&self, deadline: &Deadline) -> std::result::Result<(), BusError> {
+        let mut slot = self.subscription.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Subscription::add(
+                &self.conn,
+                self.direct,
+                &self.inbox,
+                deadline,
+            )?);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn inbox(&self) -> &SharedInbox {
+        &self.inbox
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+}
+
+/// Compile-time check that a handle can be moved to another thread.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Manager>();
+    assert_send::<Error>();
+};

@@ -1,0 +1,345 @@
+//! Queued jobs: a handle on one job systemd accepted, and batches of them waited for together.
+
+use std::time::Duration;
+
+use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+use dbus::blocking::Proxy;
+
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::job::{Job, JobMode, JobOutcome, JobResult, Verb};
+use crate::manager::Manager;
+use crate::unit_state::UnitReader;
+use crate::watch::{self, Interrupted, Removed, SYSTEMD_NAME};
+
+/// Where a queued job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobState {
+    /// Queued, waiting for other jobs or its dependencies.
+    Waiting,
+    /// Being carried out.
+    Running,
+    /// Finished with this result (not yet collected with [`QueuedJob::wait`]).
+    Finished(JobResult),
+}
+
+/// A job systemd has queued for us, from [`Manager::enqueue`].
+///
+/// Its result is recorded as soon as the connection is pumped (by any wait on the same
+/// manager) and kept until [`wait`](QueuedJob::wait) collects it. Dropping the handle forgets
+/// the job; the job itself keeps running in systemd.
+#[derive(Debug)]
+#[must_use = "a queued job runs on in systemd; wait() on it to learn its result"]
+pub struct QueuedJob<'m> {
+    manager: &'m Manager,
+    unit: String,
+    verb: Verb,
+    job: Job,
+}
+
+impl<'m> QueuedJob<'m> {
+    pub(crate) fn new(manager: &'m Manager, unit: &str, verb: Verb, job: Job) -> Self {
+        watch::lock(manager.inbox()).watch(job.path());
+        QueuedJob {
+            manager,
+            unit: unit.to_owned(),
+            verb,
+            job,
+        }
+    }
+
+    /// The job's id and path.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// The unit the job was queued for, as given.
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+
+    /// The verb that queued it.
+    pub fn verb(&self) -> Verb {
+        self.verb
+    }
+
+    /// Waits up to `timeout` for the job's result. The outcome's `elapsed` counts from this
+    /// call.
+    ///
+    /// # Errors
+    /// As [`Manager::run`] for the job's result, the deadline and the manager or bus failing.
+    pub fn wait(self, timeout: Duration) -> Result<JobOutcome> {
+        self.wait_until(&Deadline::after(timeout))
+    }
+
+    /// Where the job stands now: handles any message already received, then asks the job
+    /// object for its `State`.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] or [`Error::ManagerGone`] if the connection broke,
+    /// [`Error::Bus`] if the job object cannot be read.
+    pub fn state(&self, timeout: Duration) -> Result<JobState> {
+        let deadline = Deadline::after(timeout);
+        if let Err(i) = watch::drain(self.manager.connection()) {
+            return Err(self.interrupted(i, &deadline));
+        }
+        if let Some(r) = self.removed() {
+            return Ok(JobState::Finished(r.result));
+        }
+        let proxy = Proxy::new(
+            SYSTEMD_NAME,
+            self.job.path(),
+            deadline.call_timeout(),
+            self.manager.connection(),
+        );
+        match proxy.get::<String>("org.freedesktop.systemd1.Job", "State") {
+            Ok(s) if s == "running" => Ok(JobState::Running),
+            Ok(_) => Ok(JobState::Waiting),
+            Err(e) => {
+                // The job may have finished between the drain and the call.
+                let _ = watch::drain(self.manager.connection());
+                match self.removed() {
+                    Some(r) => Ok(JobState::Finished(r.result)),
+                    None => Err(Error::from_call(&self.unit, "Get(Job.State)", e.into())),
+                }
+            }
+        }
+    }
+
+    /// Cancels the job (`Cancel` on the job object). Its result, `canceled`, is then
+    /// collected by [`wait`](QueuedJob::wait).
+    ///
+    /// # Errors
+    /// As [`Manager::cancel`].
+    pub fn cancel(&self, timeout: Duration) -> Result<()> {
+        self.manager.cancel(&self.job, timeout)
+    }
+
+    fn removed(&self) -> Option<Removed> {
+        watch::lock(self.manager.inbox())
+            .removed(self.job.path())
+            .cloned()
+    }
+
+    pub(crate) fn wait_until(self, deadline: &Deadline) -> Result<JobOutcome> {
+        let path = self.job.path();
+        let waited = watch::pump_until(
+            self.manager.connection(),
+            self.manager.inbox(),
+            deadline,
+            |inbox| inbox.removed(path).is_some(),
+        );
+        self.finish(waited, deadline)
+    }
+
+    /// Turns what waiting found into the operation's result.
+    fn finish(
+        self,
+        waited: std::result::Result<(), Interrupted>,
+        deadline: &Deadline,
+    ) -> Result<JobOutcome> {
+        if let Err(i) = waited {
+            return Err(self.interrupted(i, deadline));
+        }
+        let Some(removed) = self.removed() else {
+            return Err(self.interrupted(Interrupted::DeadlinePassed, deadline));
+        };
+        log::info!(
+            "{}: {} job {} finished: {}",
+            removed.unit,
+            self.verb,
+            removed.id,
+            removed.result
+        );
+        let job = Job::new(removed.id, self.job.path());
+        let options = self.manager.options();
+        if !removed.result.is_success() {
+            let reason = match removed.result {
+                JobResult::Failed if options.explain_failures => self.failure_reason(deadline),
+                _ => None,
+            };
+            return Err(Error::JobFailed {
+                unit: removed.unit,
+                verb: self.verb,
+                job,
+                result: removed.result,
+                reason,
+            });
+        }
+        let starts = matches!(
+            self.verb,
+            Verb::Start | Verb::Restart | Verb::ReloadOrRestart
+        );
+        if let (Some(grace), true, JobResult::Done) =
+            (options.check_active, starts, &removed.result)
+        {
+            self.check_active(grace, deadline, &job)?;
+        }
+        Ok(JobOutcome {
+            unit: removed.unit,
+            verb: self.verb,
+            job,
+            result: removed.result,
+            elapsed: deadline.elapsed(),
+        })
+    }
+
+    fn interrupted(&self, why: Interrupted, deadline: &Deadline) -> Error {
+        let unit = self.unit.clone();
+        let job = Some(self.job.clone());
+        match why {
+            Interrupted::DeadlinePassed => {
+                if self.manager.options().cancel_on_timeout {
+                    self.manager.cancel_without_reply(&self.job);
+                }
+                Error::Timeout {
+                    unit,
+                    job,
+                    waited: deadline.elapsed(),
+                }
+            }
+            Interrupted::ManagerGone => Error::ManagerGone { unit, job },
+            // On a private socket the peer is the manager itself.
+            Interrupted::Disconnected(_) if self.manager.is_direct() => {
+                Error::ManagerGone { unit, job }
+            }
+            Interrupted::Disconnected(source) => Error::Disconnected { unit, source },
+        }
+    }
+
+    fn failure_reason(&self, deadline: &Deadline) -> Option<crate::unit_state::FailureReason> {
+        let conn = self.manager.connection();
+        UnitReader::open(conn, &self.unit, deadline.call_timeout())
+            .and_then(|r| r.failure_reason())
+            .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
+            .ok()
+            .flatten()
+    }
+
+    fn check_active(&self, grace: Duration, deadline: &Deadline, job: &Job) -> Result<()> {
+        let settle = Deadline::after(grace.min(deadline.remaining()));
+        // Keep handling messages while the unit settles; the condition never holds, so this
+        // returns when the grace period ends (or the manager goes away).
+        match watch::pump_until(self.manager.connection(), self.manager.inbox(), &settle, |_| {
+            false
+        }) {
+            Err(Interrupted::DeadlinePassed) | Ok(()) => {}
+            Err(other) => return Err(self.interrupted(other, deadline)),
+        }
+        let state = UnitReader::open(self.manager.connection(), &self.unit, deadline.call_timeout())
+            .and_then(|r| r.state())
+            .map_err(|e| Error::from_call(&self.unit, "Get(ActiveState)", e))?;
+        if state.is_active() {
+            Ok(())
+        } else {
+            Err(Error::NotActive {
+                unit: self.unit.clone(),
+                verb: self.verb,
+                job: job.clone(),
+                state,
+            })
+        }
+    }
+}
+
+impl Drop for QueuedJob<'_> {
+    fn drop(&mut self) {
+        watch::lock(self.manager.inbox()).unwatch(self.job.path());
+    }
+}
+
+/// Several jobs queued together and waited for under one deadline, like
+/// `systemctl restart a b c`. Build it with [`Manager::batch`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use systemd_jobs::{Manager, Verb};
+///
+/// let manager = Manager::system()?;
+/// let results = manager
+///     .batch()
+///     .add(Verb::Restart, "nginx.service")
+///     .add(Verb::Start, "backup.timer")
+///     .run(Duration::from_secs(90));
+/// for result in &results {
+///     match result {
+///         Ok(outcome) => println!("{outcome}"),
+///         Err(e) => eprintln!("{e}"),
+///     }
+/// }
+/// # Ok::<(), systemd_jobs::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "a batch does nothing until run()"]
+pub struct Batch<'m> {
+    manager: &'m Manager,
+    mode: JobMode,
+    items: Vec<(Verb, String, Option<JobMode>)>,
+}
+
+impl<'m> Batch<'m> {
+    pub(crate) fn new(manager: &'m Manager) -> Self {
+        Batch {
+            manager,
+            mode: JobMode::default(),
+            items: Vec::new(),
+        }
+    }
+
+    /// The job mode for items added without one. Default: [`JobMode::Replace`].
+    pub fn mode(mut self, mode: JobMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Adds a `verb` job for `unit`.
+    pub fn add(mut self, verb: Verb, unit: impl Into<String>) -> Self {
+        self.items.push((verb, unit.into(), None));
+        self
+    }
+
+    /// Adds a `verb` job for `unit` with its own job mode.
+    pub fn add_with_mode(mut self, verb: Verb, unit: impl Into<String>, mode: JobMode) -> Self {
+        self.items.push((verb, unit.into(), Some(mode)));
+        self
+    }
+
+    /// Queues every job, in order, then waits for all of them until `timeout` passes (one
+    /// deadline for the whole batch). Returns one result per item, in input order: one
+    /// failure does not hide the others, and a job that did not finish in time gets
+    /// [`Error::Timeout`].
+    pub fn run(self, timeout: Duration) -> Vec<Result<JobOutcome>> {
+        let deadline = Deadline::after(timeout);
+        let queued: Vec<Result<QueuedJob<'m>>> = self
+            .items
+            .iter()
+            .map(|(verb, unit, mode)| {
+                self.manager
+                    .enqueue_until(*verb, unit, mode.unwrap_or(self.mode), &deadline)
+            })
+            .collect();
+        let paths: Vec<&str> = queued
+            .iter()
+            .filter_map(|q| q.as_ref().ok())
+            .map(|q| q.job.path())
+            .collect();
+        let waited = watch::pump_until(
+            self.manager.connection(),
+            self.manager.inbox(),
+            &deadline,
+            |inbox| paths.iter().all(|p| inbox.removed(p).is_some()),
+        );
+        queued
+            .into_iter()
+            .map(|q| {
+                let q = q?;
+                let mine = match q.removed() {
+                    Some(_) => Ok(()),
+                    None => waited.clone(),
+                };
+                q.finish(mine, &deadline)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,371 @@
+//! Test harness: a private, real `systemd --user` manager per test.
+//!
+//! Recipe: a cgroup of its own (hybrid or pure cgroup v2), a private mount namespace with a
+//! tmpfs on `/run/systemd` holding the `system` marker directory, a fresh 0700
+//! `XDG_RUNTIME_DIR`, no `DBUS_SESSION_BUS_ADDRESS`, then `exec /lib/systemd/systemd --user`.
+//! The manager socket-activates its own dbus-daemon at `$XDG_RUNTIME_DIR/bus`.
+//! [`Drop`] writes `1` to the cgroup's `cgroup.kill`, removes the cgroups depth-first and the
+//! runtime directory, also when the test panicked. Nothing is ever killed by name.
+//!
+//! Without the prerequisites (root, systemd, cgroup2, unshare) a test says why and passes as
+//! skipped; with `CI=true` it fails instead.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+use dbus::blocking::{Connection, Proxy};
+use systemd_jobs::{Bus, Manager, ManagerBuilder};
+
+const SYSTEMD: &str = "/lib/systemd/systemd";
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Starts a sandbox manager, or explains why it cannot and returns `None` (panics under CI).
+#[macro_export]
+macro_rules! sandbox {
+    () => {
+        match common::Sandbox::start() {
+            Ok(sandbox) => sandbox,
+            Err(why) => {
+                common::missing_prerequisite(&why);
+                return;
+            }
+        }
+    };
+}
+
+/// Reports a missing prerequisite: a failure under `CI=true`, a loud skip otherwise.
+pub fn missing_prerequisite(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and a prerequisite of the real-systemd tests is missing: {why}");
+    }
+    eprintln!("SKIPPED (prerequisite missing): {why}");
+}
+
+/// A running private `systemd --user`.
+pub struct Sandbox {
+    id: String,
+    cgroups: Vec<PathBuf>,
+    kill_file: PathBuf,
+    runtime_dir: PathBuf,
+    child: Child,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn check_prerequisites() -> Result<(), String> {
+    if !nix_is_root() {
+        return Err("the tests must run as root to start a sandboxed systemd --user".into());
+    }
+    if !Path::new(SYSTEMD).exists() {
+        return Err(format!("{SYSTEMD} is missing (install the systemd package)"));
+    }
+    if Command::new("unshare").arg("--help").output().is_err() {
+        return Err("unshare(1) is missing (util-linux)".into());
+    }
+    if !Path::new("/usr/bin/dbus-daemon").exists() {
+        return Err("dbus-daemon is missing (install the dbus-daemon package)".into());
+    }
+    Ok(())
+}
+
+fn nix_is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The cgroup directories to create for `id`, and the cgroup2 one that has `cgroup.kill`.
+fn cgroup_dirs(id: &str) -> Result<(Vec<PathBuf>, PathBuf), String> {
+    let root = Path::new(CGROUP_ROOT);
+    if root.join("cgroup.controllers").exists() {
+        let d = root.join(id);
+        return Ok((vec![d.clone()], d));
+    }
+    if root.join("unified/cgroup.controllers").exists() && root.join("systemd").is_dir() {
+        let unified = root.join("unified").join(id);
+        return Ok((vec![root.join("systemd").join(id), unified.clone()], unified));
+    }
+    Err(format!(
+        "no cgroup2 hierarchy at {CGROUP_ROOT} or {CGROUP_ROOT}/unified"
+    ))
+}
+
+impl Sandbox {
+    /// Starts a manager and waits until it is up on its bus (at most 30 s).
+    pub fn start() -> Result<Sandbox, String> {
+        check_prerequisites()?;
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("systemd-jobs-test-{}-{n}", std::process::id());
+        let (cgroups, unified) = cgroup_dirs(&id)?;
+        let kill_file = unified.join("cgroup.kill");
+        for c in &cgroups {
+            fs::create_dir_all(c).map_err(|e| format!("cannot create cgroup {c:?}: {e}"))?;
+        }
+        let runtime_dir = std::env::temp_dir().join(&id);
+        let _ = fs::remove_dir_all(&runtime_dir);
+        fs::create_dir(&runtime_dir).map_err(|e| format!("{runtime_dir:?}: {e}"))?;
+        fs::set_permissions(&runtime_dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| e.to_string())?;
+        let join_cgroups: String = cgroups
+            .iter()
+            .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display()))
+            .collect();
+        let script = format!(
+            "{join_cgroups}exec unshare --mount sh -c 'mount --make-rprivate / && \
+             mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && \
+             exec {SYSTEMD} --user'"
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("SYSTEMD_LOG_LEVEL", "warning")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot spawn the sandbox: {e}"))?;
+        let sandbox = Sandbox {
+            id,
+            cgroups,
+            kill_file,
+            runtime_dir,
+            child,
+        };
+        sandbox.wait_until_running(Duration::from_secs(30))?;
+        Ok(sandbox)
+    }
+
+    fn wait_until_running(&self, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        let mut last = String::from("bus socket not there yet");
+        while start.elapsed() < limit {
+            if self.runtime_dir.join("bus").exists() {
+                match self.system_state() {
+                    Ok(s) if s == "running" || s == "degraded" => return Ok(()),
+                    Ok(s) => last = format!("manager state {s}"),
+                    Err(e) => last = e,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("the sandbox manager did not come up in {limit:?}: {last}"))
+    }
+
+    fn system_state(&self) -> Result<String, String> {
+        let conn = self.raw_connection()?;
+        let p = Proxy::new(
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            Duration::from_secs(2),
+            &conn,
+        );
+        p.get("org.freedesktop.systemd1.Manager", "SystemState")
+            .map_err(|e| e.to_string())
+    }
+
+    /// `unix:path=$XDG_RUNTIME_DIR/bus`.
+    pub fn bus_address(&self) -> String {
+        format!("unix:path={}/bus", self.runtime_dir.display())
+    }
+
+    /// `unix:path=$XDG_RUNTIME_DIR/systemd/private`.
+    pub fn private_address(&self) -> String {
+        format!("unix:path={}/systemd/private", self.runtime_dir.display())
+    }
+
+    pub fn runtime_dir(&self) -> &Path {
+        &self.runtime_dir
+    }
+
+    /// A handle on the sandbox manager through its bus.
+    pub fn manager(&self) -> Manager {
+        self.builder().connect().expect("connect to the sandbox bus")
+    }
+
+    /// A builder already pointed at the sandbox bus.
+    pub fn builder(&self) -> ManagerBuilder {
+        Manager::builder().bus(Bus::Address(self.bus_address()))
+    }
+
+    /// A plain bus connection, for checks the library does not make.
+    pub fn raw_connection(&self) -> Result<Connection, String> {
+        Connection::new_address(&self.bus_address()).map_err(|e| e.to_string())
+    }
+
+    /// Writes a unit file where the user manager reads runtime units.
+    pub fn write_unit(&self, name: &str, contents: &str) {
+        let dir = self.runtime_dir.join("systemd/user");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(name), contents).unwrap();
+    }
+
+    /// Writes unit files and reloads the manager (`daemon-reload`).
+    pub fn install(&self, units: &[(&str, &str)]) {
+        for (name, contents) in units {
+            self.write_unit(name, contents);
+        }
+        self.reload();
+    }
+
+    /// `daemon-reload`, waiting for it to finish.
+    pub fn reload(&self) {
+        let conn = self.raw_connection().unwrap();
+        let p = Proxy::new(
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            Duration::from_secs(30),
+            &conn,
+        );
+        let () = p
+            .method_call("org.freedesktop.systemd1.Manager", "Reload", ())
+            .expect("daemon-reload");
+    }
+
+    /// Runs `systemctl --user ARGS` against the sandbox manager.
+    pub fn systemctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("systemctl")
+            .arg("--user")
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .output()
+            .expect("run systemctl")
+    }
+
+    /// A unit's property, read with its own connection.
+    pub fn unit_property(&self, unit: &str, name: &str) -> String {
+        let out = self.systemctl(&["show", "-P", name, unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The pid of the `systemd --user` process (the sandbox's main process).
+    pub fn manager_pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The pid of the sandbox's dbus-daemon.
+    pub fn bus_daemon_pid(&self) -> u32 {
+        let v: u32 = self
+            .unit_property("dbus.service", "MainPID")
+            .parse()
+            .expect("dbus.service MainPID");
+        assert!(v > 0, "dbus.service has no main pid");
+        v
+    }
+
+    /// How many match rules the connection `conn` has on the sandbox bus, read from the bus
+    /// daemon's `org.freedesktop.DBus.Debug.Stats`.
+    pub fn match_rules_of(&self, unique_name: &str) -> u32 {
+        let conn = self.raw_connection().unwrap();
+        let p = Proxy::new(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            Duration::from_secs(5),
+            &conn,
+        );
+        let (stats,): (dbus::arg::PropMap,) = p
+            .method_call(
+                "org.freedesktop.DBus.Debug.Stats",
+                "GetConnectionStats",
+                (unique_name,),
+            )
+            .expect("GetConnectionStats");
+        dbus::arg::prop_cast::<u32>(&stats, "MatchRules")
+            .copied()
+            .expect("MatchRules in stats")
+    }
+
+    /// Sends `signal` to `pid` (a process of this sandbox).
+    pub fn kill(&self, pid: u32, signal: &str) {
+        let st = Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{signal} {pid}");
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.kill_file, "1");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for cg in &self.cgroups {
+            while remove_tree(cg).is_err() && Instant::now() < deadline {
+                let _ = fs::write(&self.kill_file, "1");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = fs::remove_dir_all(&self.runtime_dir);
+        let _ = &self.id;
+    }
+}
+
+/// Removes a cgroup directory tree depth-first (cgroup directories are removed with rmdir).
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_tree(&entry.path())?;
+        }
+    }
+    fs::remove_dir(dir)
+}
+
+/// A service that runs until stopped, restartable without hitting the start limit.
+pub const LONG_RUNNING: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\n";
+
+/// A oneshot that stays active, restartable without limit.
+pub const ONESHOT_OK: &str =
+    "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n";
+
+/// A oneshot whose start fails with exit status 3.
+pub const ONESHOT_FAILS: &str =
+    "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'exit 3'\n";
+
+/// A oneshot whose start takes `secs` seconds.
+pub fn slow_start(secs: f64) -> String {
+    format!(
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nTimeoutStartSec=infinity\nExecStart=/bin/sleep {secs}\n"
+    )
+}
+
+/// The serial of the next message `conn` will send, found by sending a `Ping` to the bus and
+/// reading the serial its reply answers. Two probes tell how many messages were sent between
+/// them: `after - before - 1`.
+pub fn probe_serial(conn: &Connection) -> u32 {
+    let msg = dbus::Message::new_method_call(
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus.Peer",
+        "Ping",
+    )
+    .unwrap();
+    use dbus::blocking::BlockingSender;
+    let reply = conn
+        .send_with_reply_and_block(msg, Duration::from_secs(5))
+        .expect("Ping the bus");
+    reply.get_reply_serial().expect("reply serial")
+}
+
+/// Messages `conn` sent between two [`probe_serial`] calls.
+pub fn sent_between(before: u32, after: u32) -> u32 {
+    after - before - 1
+}

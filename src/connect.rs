@@ -1,7 +1,9 @@
 //! Connecting: which bus (or private socket) reaches the systemd manager, and opening it.
 
 use std::fmt;
+use std::time::Duration;
 
+use dbus::Message;
 use dbus::blocking::Connection;
 use dbus::channel::Channel;
 
@@ -92,7 +94,9 @@ impl Bus {
         let conn = match self.address()? {
             None => Connection::new_system().map_err(fail)?,
             Some(addr) if self.is_direct() => {
-                Connection::from(Channel::open_private(&addr).map_err(fail)?)
+                let conn = Connection::from(Channel::open_private(&addr).map_err(fail)?);
+                settle_direct(&conn).map_err(fail)?;
+                conn
             }
             Some(addr) => Connection::new_address(&addr).map_err(fail)?,
         };
@@ -100,6 +104,40 @@ impl Bus {
         Ok(conn)
     }
 }
+
+/// Makes sure a new direct connection to the manager is fully up before the first real call.
+///
+/// libdbus sends the first message in the same write as the end of authentication (`BEGIN`).
+/// systemd's private socket (seen with systemd 252) then reads both at once and leaves the
+/// message unprocessed until more bytes arrive, so a lone method call may never be answered.
+/// Pinging until a reply comes settles this: each further ping wakes the manager, which then
+/// handles everything buffered. Retries wait 25 ms, 50 ms, ... up to about 3 s in all.
+fn settle_direct(conn: &Connection) -> Result<(), dbus::Error> {
+    use dbus::blocking::BlockingSender;
+    let mut wait = Duration::from_millis(25);
+    loop {
+        let ping = Message::new_method_call(
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.DBus.Peer",
+            "Ping",
+        )
+        .map_err(|e| dbus::Error::new_failed(&e))?;
+        match conn.send_with_reply_and_block(ping, wait) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.name() == Some("org.freedesktop.DBus.Error.NoReply")
+                    && wait < MAX_SETTLE_WAIT =>
+            {
+                log::debug!("private socket: no answer to Ping within {wait:?}, pinging again");
+                wait *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+const MAX_SETTLE_WAIT: Duration = Duration::from_millis(1600);
 
 impl fmt::Display for Bus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -76,11 +76,15 @@ pub enum Error {
     },
 
     /// A string given as a job mode is not one of systemd's modes.
-    #[error("unknown job mode {0:?} (expected one of: replace, fail, isolate, flush, ignore-dependencies, ignore-requirements, replace-irreversibly, triggering, restart-dependencies)")]
+    #[error(
+        "unknown job mode {0:?} (expected one of: replace, fail, isolate, flush, ignore-dependencies, ignore-requirements, replace-irreversibly, triggering, restart-dependencies)"
+    )]
     UnknownJobMode(String),
 
     /// A string given as a verb is not one this crate knows.
-    #[error("unknown verb {0:?} (expected one of: start, stop, restart, reload, try-restart, reload-or-restart, reload-or-try-restart)")]
+    #[error(
+        "unknown verb {0:?} (expected one of: start, stop, restart, reload, try-restart, reload-or-restart, reload-or-try-restart)"
+    )]
     UnknownVerb(String),
 
     /// Connecting to the bus (or the manager's private socket) failed.

@@ -4,8 +4,8 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use dbus::blocking::{Connection, Proxy};
 use dbus::Message;
+use dbus::blocking::{Connection, Proxy};
 
 use crate::connect::Bus;
 use crate::deadline::Deadline;
@@ -13,7 +13,7 @@ use crate::error::{BusError, Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, Verb};
 use crate::queued::{Batch, QueuedJob};
 use crate::unit_name;
-use crate::watch::{self, SharedInbox, Subscription, MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
+use crate::watch::{self, MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME, SharedInbox, Subscription};
 
 /// Options of a [`Manager`], set with [`ManagerBuilder`].
 #[derive(Debug, Clone)]
@@ -352,7 +352,12 @@ impl Manager {
             }
         })?;
         log::debug!("calling {}({unit}, {mode})", verb.method());
-        let proxy = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &self.conn);
+        let proxy = Proxy::new(
+            SYSTEMD_NAME,
+            MANAGER_PATH,
+            deadline.call_timeout(),
+            &self.conn,
+        );
         let reply: std::result::Result<(dbus::Path<'static>,), _> =
             proxy.method_call(MANAGER_IFACE, verb.method(), (unit, mode.as_str()));
         let job = match reply {

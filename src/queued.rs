@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 use dbus::blocking::Proxy;
+use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
@@ -221,15 +221,22 @@ impl<'m> QueuedJob<'m> {
         let settle = Deadline::after(grace.min(deadline.remaining()));
         // Keep handling messages while the unit settles; the condition never holds, so this
         // returns when the grace period ends (or the manager goes away).
-        match watch::pump_until(self.manager.connection(), self.manager.inbox(), &settle, |_| {
-            false
-        }) {
+        match watch::pump_until(
+            self.manager.connection(),
+            self.manager.inbox(),
+            &settle,
+            |_| false,
+        ) {
             Err(Interrupted::DeadlinePassed) | Ok(()) => {}
             Err(other) => return Err(self.interrupted(other, deadline)),
         }
-        let state = UnitReader::open(self.manager.connection(), &self.unit, deadline.call_timeout())
-            .and_then(|r| r.state())
-            .map_err(|e| Error::from_call(&self.unit, "Get(ActiveState)", e))?;
+        let state = UnitReader::open(
+            self.manager.connection(),
+            &self.unit,
+            deadline.call_timeout(),
+        )
+        .and_then(|r| r.state())
+        .map_err(|e| Error::from_call(&self.unit, "Get(ActiveState)", e))?;
         if state.is_active() {
             Ok(())
         } else {

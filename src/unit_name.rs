@@ -94,9 +94,7 @@ impl fmt::Display for NameProblem {
                 f.write_str("a template needs an instance name after the '@'")
             }
             NameProblem::Glob => f.write_str("glob patterns are not accepted, name one unit"),
-            NameProblem::UnnormalizedPath => {
-                f.write_str("the path has '.' or '..' components")
-            }
+            NameProblem::UnnormalizedPath => f.write_str("the path has '.' or '..' components"),
         }
     }
 }
@@ -304,11 +302,16 @@ mod tests {
         );
         assert_eq!(
             check("a\0.service"),
-            Err(NameProblem::BadCharacter { ch: '\0', offset: 1 })
+            Err(NameProblem::BadCharacter {
+                ch: '\0',
+                offset: 1
+            })
         );
         assert_eq!(
             check("ü.service"),
-            Err(NameProblem::BadCharacter { ch: 'ü', offset: 0 })
+            Err(NameProblem::BadCharacter {
+                ch: 'ü', offset: 0
+            })
         );
         let long = format!("{}.service", "a".repeat(250));
         assert_eq!(check(&long), Err(NameProblem::TooLong { len: 258 }));

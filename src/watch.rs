@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use dbus::Message;
 use dbus::blocking::{Connection, Proxy};
 use dbus::channel::{MatchingReceiver, Token};
 use dbus::message::MatchRule;
-use dbus::Message;
 
 use crate::deadline::Deadline;
 use crate::error::BusError;
@@ -80,10 +80,14 @@ impl Inbox {
                 w.removed = Some(Removed {
                     id,
                     unit: unit.to_owned(),
-                    result: result.parse().unwrap_or(JobResult::Other(result.to_owned())),
+                    result: result
+                        .parse()
+                        .unwrap_or(JobResult::Other(result.to_owned())),
                 });
             }
-            None => log::debug!("JobRemoved for job {id} ({path}) on {unit}: {result}; not ours, ignored"),
+            None => log::debug!(
+                "JobRemoved for job {id} ({path}) on {unit}: {result}; not ours, ignored"
+            ),
         }
     }
 }
@@ -164,11 +168,12 @@ impl Subscription {
             sub.tokens.push(conn.start_receive(
                 rule,
                 Box::new(move |msg: Message, _: &Connection| {
-                    if let Ok((name, _old, new)) = msg.read3::<&str, &str, &str>() {
-                        if name == SYSTEMD_NAME && new.is_empty() {
-                            log::debug!("{SYSTEMD_NAME} lost its owner: the manager is gone");
-                            lock(&gone).manager_gone = true;
-                        }
+                    if let Ok((name, _old, new)) = msg.read3::<&str, &str, &str>()
+                        && name == SYSTEMD_NAME
+                        && new.is_empty()
+                    {
+                        log::debug!("{SYSTEMD_NAME} lost its owner: the manager is gone");
+                        lock(&gone).manager_gone = true;
                     }
                     true
                 }),

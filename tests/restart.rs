@@ -55,7 +55,10 @@ fn restart_of_a_failing_oneshot_is_a_job_failed_error() {
     }
     assert_eq!(err.exit_status(), 1);
     let text = err.to_string();
-    assert!(text.contains("bad.service") && text.contains("failed"), "{text}");
+    assert!(
+        text.contains("bad.service") && text.contains("failed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -96,12 +99,17 @@ fn invalid_names_are_refused_before_any_bus_traffic() {
         ("a b.service", |p| {
             matches!(p, NameProblem::BadCharacter { ch: ' ', .. })
         }),
-        ("foo.bogus", |p| matches!(p, NameProblem::UnknownSuffix(s) if s == "bogus")),
+        (
+            "foo.bogus",
+            |p| matches!(p, NameProblem::UnknownSuffix(s) if s == "bogus"),
+        ),
         ("foo", |p| *p == NameProblem::NoSuffix),
         ("café.service", |p| {
             matches!(p, NameProblem::BadCharacter { ch: 'é', .. })
         }),
-        ("foo@.service", |p| *p == NameProblem::TemplateWithoutInstance),
+        ("foo@.service", |p| {
+            *p == NameProblem::TemplateWithoutInstance
+        }),
     ];
     for (name, expected) in &cases {
         for verb in Verb::ALL {
@@ -111,7 +119,10 @@ fn invalid_names_are_refused_before_any_bus_traffic() {
                     ref problem,
                 }) => {
                     assert_eq!(&n, name);
-                    assert!(expected(problem), "{name:?}: unexpected problem {problem:?}");
+                    assert!(
+                        expected(problem),
+                        "{name:?}: unexpected problem {problem:?}"
+                    );
                 }
                 other => panic!("{name:?}: expected InvalidUnitName, got {other:?}"),
             }
@@ -138,7 +149,9 @@ fn deadline_is_honoured_and_nothing_is_left_behind() {
 
     let timeout = Duration::from_millis(700);
     let started = Instant::now();
-    let err = m.start("slow.service", JobMode::Replace, timeout).unwrap_err();
+    let err = m
+        .start("slow.service", JobMode::Replace, timeout)
+        .unwrap_err();
     let took = started.elapsed();
     assert!(
         took < timeout + Duration::from_millis(250),
@@ -157,10 +170,21 @@ fn deadline_is_honoured_and_nothing_is_left_behind() {
         other => panic!("expected Timeout, got {other:?}"),
     }
     assert_eq!(err.exit_status(), 124);
-    assert_eq!(m.pending_jobs(), 0, "the timed-out job is not tracked any more");
-    assert_eq!(sd.match_rules_of(&unique), rules_before, "no match rule left behind");
+    assert_eq!(
+        m.pending_jobs(),
+        0,
+        "the timed-out job is not tracked any more"
+    );
+    assert_eq!(
+        sd.match_rules_of(&unique),
+        rules_before,
+        "no match rule left behind"
+    );
     // By default the job keeps running in systemd.
-    assert_eq!(sd.unit_property("slow.service", "ActiveState"), "activating");
+    assert_eq!(
+        sd.unit_property("slow.service", "ActiveState"),
+        "activating"
+    );
 }
 
 #[test]
@@ -170,9 +194,17 @@ fn dropping_the_handle_removes_its_match_rules() {
     let watcher = sd.raw_connection().unwrap();
     let m = sd.manager();
     let unique = m.connection().unique_name().to_string();
-    assert_eq!(sd.match_rules_of(&unique), 0, "no match before the first job");
+    assert_eq!(
+        sd.match_rules_of(&unique),
+        0,
+        "no match before the first job"
+    );
     let _ = m.start("quick.service", JobMode::Replace, T).unwrap();
-    assert_eq!(sd.match_rules_of(&unique), 2, "JobRemoved + NameOwnerChanged");
+    assert_eq!(
+        sd.match_rules_of(&unique),
+        2,
+        "JobRemoved + NameOwnerChanged"
+    );
     drop(m);
     // The connection is closed with the handle; the daemon no longer knows it.
     let p = dbus::blocking::Proxy::new(

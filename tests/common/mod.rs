@@ -63,7 +63,9 @@ fn check_prerequisites() -> Result<(), String> {
         return Err("the tests must run as root to start a sandboxed systemd --user".into());
     }
     if !Path::new(SYSTEMD).exists() {
-        return Err(format!("{SYSTEMD} is missing (install the systemd package)"));
+        return Err(format!(
+            "{SYSTEMD} is missing (install the systemd package)"
+        ));
     }
     if Command::new("unshare").arg("--help").output().is_err() {
         return Err("unshare(1) is missing (util-linux)".into());
@@ -94,7 +96,10 @@ fn cgroup_dirs(id: &str) -> Result<(Vec<PathBuf>, PathBuf), String> {
     }
     if root.join("unified/cgroup.controllers").exists() && root.join("systemd").is_dir() {
         let unified = root.join("unified").join(id);
-        return Ok((vec![root.join("systemd").join(id), unified.clone()], unified));
+        return Ok((
+            vec![root.join("systemd").join(id), unified.clone()],
+            unified,
+        ));
     }
     Err(format!(
         "no cgroup2 hierarchy at {CGROUP_ROOT} or {CGROUP_ROOT}/unified"
@@ -161,7 +166,9 @@ impl Sandbox {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("the sandbox manager did not come up in {limit:?}: {last}"))
+        Err(format!(
+            "the sandbox manager did not come up in {limit:?}: {last}"
+        ))
     }
 
     fn system_state(&self) -> Result<String, String> {
@@ -192,7 +199,9 @@ impl Sandbox {
 
     /// A handle on the sandbox manager through its bus.
     pub fn manager(&self) -> Manager {
-        self.builder().connect().expect("connect to the sandbox bus")
+        self.builder()
+            .connect()
+            .expect("connect to the sandbox bus")
     }
 
     /// A builder already pointed at the sandbox bus.
@@ -330,11 +339,11 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
 }
 
 /// A service that runs until stopped, restartable without hitting the start limit.
-pub const LONG_RUNNING: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\n";
+pub const LONG_RUNNING: &str =
+    "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\n";
 
 /// A oneshot that stays active, restartable without limit.
-pub const ONESHOT_OK: &str =
-    "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n";
+pub const ONESHOT_OK: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n";
 
 /// A oneshot whose start fails with exit status 3.
 pub const ONESHOT_FAILS: &str =
@@ -368,4 +377,50 @@ pub fn probe_serial(conn: &Connection) -> u32 {
 /// Messages `conn` sent between two [`probe_serial`] calls.
 pub fn sent_between(before: u32, after: u32) -> u32 {
     after - before - 1
+}
+
+/// The `restart_blocking` example binary, built once per test process.
+pub fn example_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let st = Command::new(cargo)
+                .args(["build", "--quiet", "--example", "restart_blocking"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build --example restart_blocking");
+            assert!(st.success(), "building the example failed");
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+            profile_dir.join("examples/restart_blocking")
+        })
+        .clone()
+}
+
+impl Sandbox {
+    /// Runs `restart_blocking ARGS` with this sandbox as the user manager.
+    pub fn run_example(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(example_binary())
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .env("DBUS_SESSION_BUS_ADDRESS", self.bus_address())
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run restart_blocking");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Masks a unit: a link to /dev/null where the manager reads runtime units, then a reload.
+    pub fn mask(&self, name: &str) {
+        let dir = self.runtime_dir.join("systemd/user");
+        fs::create_dir_all(&dir).unwrap();
+        let _ = fs::remove_file(dir.join(name));
+        std::os::unix::fs::symlink("/dev/null", dir.join(name)).unwrap();
+        self.reload();
+    }
 }

@@ -1,0 +1,216 @@
+//! `restart_blocking`: restart (or start, stop, reload...) systemd units and wait for each job.
+//!
+//! Run `cargo run --example restart_blocking -- --help` for the options and exit statuses.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use systemd_jobs::{Bus, Error, JobMode, Manager, Verb, unit_name};
+
+const HELP: &str = "\
+restart_blocking: restart systemd units and wait until each job has finished.
+
+USAGE:
+    restart_blocking [OPTIONS] UNIT...
+
+Each UNIT gets one job; all are queued together and waited for under one deadline.
+A name without a suffix gets .service; an absolute path becomes a .mount (or, under
+/dev and /sys, a .device) unit, escaped as systemd-escape does. Globs are refused.
+
+OPTIONS:
+    --verb VERB        start, stop, restart, reload, try-restart, reload-or-restart,
+                       reload-or-try-restart                          [default: restart]
+    --mode MODE        job mode: replace, fail, isolate, flush, ignore-dependencies,
+                       ignore-requirements, replace-irreversibly, triggering,
+                       restart-dependencies                           [default: replace]
+    --timeout SECS     deadline for the whole run, fractions allowed  [default: 90]
+    --user             the caller's user manager (via DBUS_SESSION_BUS_ADDRESS or
+                       $XDG_RUNTIME_DIR/bus) instead of the system manager
+    --address ADDR     the manager on the bus at this D-Bus address,
+                       e.g. unix:path=/run/user/1000/bus
+    --private          talk to the manager's private socket, no bus daemon:
+                       /run/systemd/private, with --user $XDG_RUNTIME_DIR/systemd/private,
+                       with --address that socket address
+    --no-block         queue the jobs and exit at once, printing each job
+    --cancel-on-timeout
+                       cancel jobs still running when the deadline passes
+                       [default: they keep running in systemd]
+    --check-active SECS
+                       after a done start/restart, wait SECS (fractions allowed) and fail
+                       if the unit is not active                       [default: no check]
+    -h, --help         print this help
+
+OUTPUT:
+    stdout, one line per unit:  UNIT: done (job ID, N ms)
+    with --no-block:            UNIT: queued (job ID, JOB_PATH)
+    errors go to stderr, naming the unit and what systemd said.
+
+EXIT STATUS (as systemctl's; with several units, the highest):
+    0    every job finished done (or skipped)
+    1    a job finished with another result (failed, canceled, timeout, dependency...)
+         or, with --check-active, the unit was not active
+    2    usage error or invalid unit name
+    3    job type not applicable (e.g. reload without ExecReload=)
+    4    access denied, or transaction refused by systemd
+    5    no such unit
+    6    unit masked or failed to load
+    124  the deadline passed
+    125  bus or manager error
+
+ENVIRONMENT:
+    RUST_LOG=debug     log match handling, calls, job paths and every JobRemoved seen
+
+EXAMPLES:
+    restart_blocking nginx
+    restart_blocking --user --timeout 2.5 backup.service sync.timer
+    restart_blocking --verb reload-or-restart --mode fail app@1 app@2
+    restart_blocking --private --no-block --verb stop /mnt/data
+";
+
+struct Options {
+    verb: Verb,
+    mode: JobMode,
+    timeout: Duration,
+    user: bool,
+    address: Option<String>,
+    private: bool,
+    no_block: bool,
+    cancel_on_timeout: bool,
+    check_active: Option<Duration>,
+    units: Vec<String>,
+}
+
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("{flag}: {value:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("{flag}: {value:?} must be zero or more seconds"));
+    }
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+}
+
+fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut o = Options {
+        verb: Verb::Restart,
+        mode: JobMode::Replace,
+        timeout: Duration::from_secs(90),
+        user: false,
+        address: None,
+        private: false,
+        no_block: false,
+        cancel_on_timeout: false,
+        check_active: None,
+        units: Vec::new(),
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--verb" => o.verb = value()?.parse().map_err(|e: Error| e.to_string())?,
+            "--mode" => o.mode = value()?.parse().map_err(|e: Error| e.to_string())?,
+            "--timeout" => o.timeout = seconds("--timeout", &value()?)?,
+            "--check-active" => o.check_active = Some(seconds("--check-active", &value()?)?),
+            "--address" => o.address = Some(value()?),
+            "--user" => o.user = true,
+            "--private" => o.private = true,
+            "--no-block" => o.no_block = true,
+            "--cancel-on-timeout" => o.cancel_on_timeout = true,
+            "--" => o.units.extend(args.by_ref()),
+            f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown option {f}")),
+            _ => o.units.push(arg),
+        }
+    }
+    if o.units.is_empty() {
+        return Err("no unit given".to_owned());
+    }
+    Ok(Some(o))
+}
+
+fn bus(o: &Options) -> Bus {
+    match (&o.address, o.private, o.user) {
+        (Some(a), true, _) => Bus::PrivateAddress(a.clone()),
+        (Some(a), false, _) => Bus::Address(a.clone()),
+        (None, true, true) => Bus::PrivateUser,
+        (None, true, false) => Bus::PrivateSystem,
+        (None, false, true) => Bus::User,
+        (None, false, false) => Bus::System,
+    }
+}
+
+fn report(e: &Error) -> i32 {
+    eprintln!("restart_blocking: {e}");
+    e.exit_status()
+}
+
+fn run(o: Options) -> i32 {
+    let mut status = 0;
+    let mut units = Vec::new();
+    for u in &o.units {
+        match unit_name::mangle(u) {
+            Ok(name) => units.push(name),
+            Err(e) => status = status.max(report(&e)),
+        }
+    }
+    if status != 0 {
+        return status;
+    }
+    let manager = match Manager::builder()
+        .bus(bus(&o))
+        .cancel_on_timeout(o.cancel_on_timeout)
+        .check_active(o.check_active)
+        .connect()
+    {
+        Ok(m) => m,
+        Err(e) => return report(&e),
+    };
+    if o.no_block {
+        for unit in &units {
+            match manager.enqueue(o.verb, unit, o.mode, o.timeout) {
+                Ok(job) => println!(
+                    "{unit}: queued (job {}, {})",
+                    job.job().id(),
+                    job.job().path()
+                ),
+                Err(e) => status = status.max(report(&e)),
+            }
+        }
+        return status;
+    }
+    let batch = units.iter().fold(manager.batch().mode(o.mode), |b, u| {
+        b.add(o.verb, u.as_str())
+    });
+    for result in batch.run(o.timeout) {
+        match result {
+            Ok(outcome) => println!("{outcome}"),
+            Err(e) => status = status.max(report(&e)),
+        }
+    }
+    status
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let status = match parse(std::env::args().skip(1)) {
+        Ok(Some(o)) => run(o),
+        Ok(None) => {
+            print!("{HELP}");
+            0
+        }
+        Err(e) => {
+            eprintln!("restart_blocking: {e}\nTry 'restart_blocking --help'.");
+            2
+        }
+    };
+    ExitCode::from(status as u8)
+}

@@ -1,0 +1,168 @@
+//! `restart_blocking` end to end on the real manager: output and exit statuses.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+/// Checks a `UNIT: done (job ID, N ms)` line.
+fn assert_done_line(line: &str, unit: &str) {
+    let rest = line
+        .strip_prefix(&format!("{unit}: done (job "))
+        .unwrap_or_else(|| panic!("not a done line for {unit}: {line:?}"));
+    let (id, ms) = rest.split_once(", ").expect("job id and time");
+    assert!(id.parse::<u32>().is_ok(), "{line:?}");
+    let ms = ms.strip_suffix(" ms)").expect("ms)");
+    assert!(ms.parse::<u64>().is_ok(), "{line:?}");
+}
+
+#[test]
+fn help_lists_every_option_and_exit_status() {
+    let sd = sandbox!();
+    let (code, out, _) = sd.run_example(&["--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "--verb",
+        "--mode",
+        "--timeout",
+        "--user",
+        "--address",
+        "--private",
+        "--no-block",
+        "--cancel-on-timeout",
+        "--check-active",
+        "[default: 90]",
+        "124",
+        "125",
+    ] {
+        assert!(out.contains(needle), "--help lacks {needle}");
+    }
+}
+
+#[test]
+fn done_units_print_one_line_each_and_exit_0() {
+    let sd = sandbox!();
+    sd.install(&[
+        ("a.service", common::ONESHOT_OK),
+        ("b.service", common::LONG_RUNNING),
+    ]);
+    let (code, out, err) = sd.run_example(&["--user", "a.service", "b"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_done_line(lines[0], "a.service");
+    assert_done_line(lines[1], "b.service");
+    assert_eq!(sd.unit_property("b.service", "ActiveState"), "active");
+}
+
+#[test]
+fn address_and_private_socket_reach_the_manager() {
+    let sd = sandbox!();
+    sd.install(&[("a.service", common::ONESHOT_OK)]);
+    let addr = sd.bus_address();
+    let (code, out, err) = sd.run_example(&["--address", &addr, "--verb", "start", "a.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert_done_line(out.trim(), "a.service");
+    let (code, out, err) = sd.run_example(&["--user", "--private", "a.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert_done_line(out.trim(), "a.service");
+    let private = sd.private_address();
+    let (code, out, err) = sd.run_example(&["--private", "--address", &private, "a.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert_done_line(out.trim(), "a.service");
+}
+
+#[test]
+fn exit_statuses_follow_systemctl() {
+    let sd = sandbox!();
+    sd.install(&[
+        ("bad.service", common::ONESHOT_FAILS),
+        ("noreload.service", common::LONG_RUNNING),
+        ("slow.service", &common::slow_start(5.0)),
+        ("masked.service", common::ONESHOT_OK),
+    ]);
+    sd.mask("masked.service");
+    let (code, _, err) = sd.run_example(&["--user", "bad.service"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("bad.service") && err.contains("failed"),
+        "{err}"
+    );
+
+    for args in [
+        &["--user", "foo@.service"][..],
+        &["--user", "ssh*"],
+        &["--user", ""],
+        &["--user"],
+        &["--user", "--bogus", "a.service"],
+        &["--user", "--mode", "sideways", "a.service"],
+        &["--user", "--verb", "jump", "a.service"],
+        &["--user", "--timeout", "-1", "a.service"],
+        &["--user", "--timeout", "soon", "a.service"],
+    ] {
+        let (code, _, err) = sd.run_example(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(!err.is_empty());
+    }
+
+    let _ = sd.systemctl(&["start", "noreload.service"]);
+    let (code, _, err) = sd.run_example(&["--user", "--verb", "reload", "noreload.service"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("JobTypeNotApplicable"), "{err}");
+
+    let (code, _, err) = sd.run_example(&["--user", "nope.service"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("nope.service") && err.contains("NoSuchUnit"),
+        "{err}"
+    );
+
+    let (code, _, err) = sd.run_example(&["--user", "masked.service"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("masked"), "{err}");
+
+    let started = Instant::now();
+    let (code, _, err) = sd.run_example(&["--user", "--timeout", "0.5", "slow.service"]);
+    assert_eq!(code, 124, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        err.contains("slow.service") && err.contains("/job/"),
+        "{err}"
+    );
+
+    let (code, _, err) = sd.run_example(&["--address", "unix:path=/nonexistent/bus", "a.service"]);
+    assert_eq!(code, 125, "{err}");
+}
+
+#[test]
+fn several_units_report_each_and_exit_with_the_highest_status() {
+    let sd = sandbox!();
+    sd.install(&[
+        ("ok.service", common::ONESHOT_OK),
+        ("bad.service", common::ONESHOT_FAILS),
+    ]);
+    let (code, out, err) =
+        sd.run_example(&["--user", "ok.service", "missing.service", "bad.service"]);
+    assert_eq!(code, 5, "{err}");
+    assert_done_line(out.trim(), "ok.service");
+    assert!(err.contains("missing.service"), "{err}");
+    assert!(err.contains("bad.service"), "{err}");
+}
+
+#[test]
+fn no_block_prints_the_queued_job_and_returns_at_once() {
+    let sd = sandbox!();
+    sd.install(&[("slow.service", &common::slow_start(3.0))]);
+    let started = Instant::now();
+    let (code, out, err) =
+        sd.run_example(&["--user", "--no-block", "--verb", "start", "slow.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let line = out.trim();
+    let rest = line.strip_prefix("slow.service: queued (job ").expect(line);
+    let (id, path) = rest.trim_end_matches(')').split_once(", ").unwrap();
+    assert_eq!(path, format!("/org/freedesktop/systemd1/job/{id}"));
+    assert_eq!(
+        sd.unit_property("slow.service", "ActiveState"),
+        "activating"
+    );
+}

@@ -86,7 +86,8 @@ fn invalid_names_are_refused_before_any_bus_traffic() {
     let m = sd.manager();
     let before = common::probe_serial(m.connection());
     let long = format!("{}.service", "a".repeat(300));
-    let cases: Vec<(&str, fn(&NameProblem) -> bool)> = vec![
+    type Expect = fn(&NameProblem) -> bool;
+    let cases: Vec<(&str, Expect)> = vec![
         ("", |p| *p == NameProblem::Empty),
         (".service", |p| *p == NameProblem::EmptyPrefix),
         (&long, |p| matches!(p, NameProblem::TooLong { len: 308 })),
@@ -214,5 +215,5 @@ fn dropping_the_handle_removes_its_match_rules() {
         &watcher,
     );
     let r: Result<(bool,), _> = p.method_call("org.freedesktop.DBus", "NameHasOwner", (&unique,));
-    assert_eq!(r.unwrap().0, false);
+    assert!(!r.unwrap().0, "the handle's connection is closed");
 }

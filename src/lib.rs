@@ -97,3 +97,8 @@ pub use manager::{Manager, ManagerBuilder};
 pub use queued::{Batch, JobState, QueuedJob};
 pub use unit_name::NameProblem;
 pub use unit_state::{ExitStatus, FailureReason, UnitResult, UnitState};
+
+/// The README's code examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

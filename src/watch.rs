@@ -100,14 +100,21 @@ pub(crate) fn lock(inbox: &SharedInbox) -> MutexGuard<'_, Inbox> {
     inbox.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn job_removed_rule(direct: bool) -> MatchRule<'static> {
+/// The `JobRemoved` rule. On a bus the daemon filters by systemd's well-known name, and the
+/// local filter by the unique name that owns it (`manager`), strictly: a signal unicast to us
+/// by any other client is not taken for systemd's. On a direct connection signals carry no
+/// sender, and only the manager is at the other end.
+fn job_removed_rules(manager: Option<&str>) -> (MatchRule<'static>, String) {
     let mut rule = MatchRule::new_signal(MANAGER_IFACE, "JobRemoved");
     rule.path = Some(MANAGER_PATH.into());
-    if !direct {
-        // On a direct connection signals carry no sender.
-        rule.sender = Some(SYSTEMD_NAME.into());
-    }
-    rule
+    let Some(unique) = manager else {
+        return (rule, String::new());
+    };
+    rule.sender = Some(SYSTEMD_NAME.into());
+    let bus_rule = rule.match_str();
+    rule.sender = Some(unique.to_owned().into());
+    rule.strict_sender = true;
+    (rule, bus_rule)
 }
 
 fn name_lost_rule() -> (MatchRule<'static>, String) {
@@ -118,6 +125,20 @@ fn name_lost_rule() -> (MatchRule<'static>, String) {
     // sends us only changes of systemd's name.
     let bus_rule = format!("{},arg0='{SYSTEMD_NAME}'", rule.match_str());
     (rule, bus_rule)
+}
+
+/// The unique bus name of systemd's manager (`GetNameOwner`).
+fn manager_unique_name(conn: &Connection, deadline: &Deadline) -> Result<String, BusError> {
+    let proxy = Proxy::new(
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        deadline.call_timeout(),
+        conn,
+    );
+    let (owner,): (String,) =
+        proxy.method_call("org.freedesktop.DBus", "GetNameOwner", (SYSTEMD_NAME,))?;
+    log::debug!("{SYSTEMD_NAME} is {owner}");
+    Ok(owner)
 }
 
 /// The match rules and local filters a manager handle holds while it lives.
@@ -144,9 +165,14 @@ impl Subscription {
             tokens: Vec::new(),
             bus_rules: Vec::new(),
         };
-        let rule = job_removed_rule(direct);
+        let manager = if direct {
+            None
+        } else {
+            Some(manager_unique_name(conn, deadline)?)
+        };
+        let (rule, bus_rule) = job_removed_rules(manager.as_deref());
         if !direct {
-            sub.add_bus_rule(conn, rule.match_str(), deadline)
+            sub.add_bus_rule(conn, bus_rule, deadline)
                 .inspect_err(|_| sub.remove(conn))?;
         }
         let jobs = Arc::clone(inbox);

@@ -158,6 +158,8 @@ pub struct UnitState {
     /// The type-specific state, e.g. `running`, `exited`, `dead`.
     pub sub_state: String,
     /// Whether a `Condition…=` of the unit failed at its last start (so it was skipped).
+    /// Known only while systemd keeps the unit loaded: a unit left inactive is often unloaded
+    /// at once, and then reads as plainly inactive.
     pub condition_failed: bool,
 }
 
@@ -200,7 +202,8 @@ pub(crate) struct UnitReader<'a> {
 }
 
 impl<'a> UnitReader<'a> {
-    /// Looks up the unit's object path (`GetUnit`).
+    /// Looks up the unit's object path (`LoadUnit`: a unit that has just become inactive may
+    /// already have been unloaded, and is loaded again to be read).
     pub(crate) fn open(
         conn: &'a Connection,
         unit: &'a str,
@@ -208,7 +211,7 @@ impl<'a> UnitReader<'a> {
     ) -> Result<Self, BusError> {
         let manager = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, timeout, conn);
         let (path,): (dbus::Path<'static>,) =
-            manager.method_call(MANAGER_IFACE, "GetUnit", (unit,))?;
+            manager.method_call(MANAGER_IFACE, "LoadUnit", (unit,))?;
         Ok(UnitReader {
             proxy: Proxy::new(SYSTEMD_NAME, path, timeout, conn),
             unit,
@@ -243,10 +246,12 @@ impl<'a> UnitReader<'a> {
     pub(crate) fn state(&self) -> Result<UnitState, BusError> {
         const UNIT: &str = "org.freedesktop.systemd1.Unit";
         let condition_passed: bool = self.get(UNIT, "ConditionResult")?;
+        // ConditionResult means something only once conditions were checked.
+        let checked_at: u64 = self.get(UNIT, "ConditionTimestampMonotonic")?;
         Ok(UnitState {
             active_state: self.get(UNIT, "ActiveState")?,
             sub_state: self.get(UNIT, "SubState")?,
-            condition_failed: !condition_passed,
+            condition_failed: checked_at > 0 && !condition_passed,
         })
     }
 }

@@ -357,3 +357,40 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_send_sync_and_small() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+        assert!(
+            std::mem::size_of::<Error>() <= 136,
+            "Error is {} bytes",
+            std::mem::size_of::<Error>()
+        );
+    }
+
+    #[test]
+    fn bus_errors_keep_name_and_message() {
+        let e = Error::from_job_call(
+            "a.service",
+            Verb::Start,
+            "StartUnit",
+            BusError::new(
+                "org.freedesktop.systemd1.NoSuchUnit",
+                "Unit a.service not found.",
+            ),
+        );
+        assert!(matches!(e, Error::NoSuchUnit { .. }));
+        let text = e.to_string();
+        assert!(
+            text.contains("a.service") && text.contains("NoSuchUnit"),
+            "{text}"
+        );
+        let source = std::error::Error::source(&e).unwrap().to_string();
+        assert!(source.contains("Unit a.service not found."), "{source}");
+    }
+}

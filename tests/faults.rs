@@ -18,18 +18,7 @@ fn a_killed_manager_ends_the_wait_within_a_second() {
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
     let path = job.job().path().to_owned();
-    let killer = std::thread::spawn({
-        let pid = sd.manager_pid();
-        move || {
-            std::thread::sleep(Duration::from_millis(300));
-            let st = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()
-                .unwrap();
-            assert!(st.success());
-            Instant::now()
-        }
-    });
+    let killer = common::kill_after(sd.manager_pid(), Duration::from_millis(300));
     let err = job.wait(T).unwrap_err();
     let returned = Instant::now();
     let killed = killer.join().unwrap();
@@ -57,14 +46,7 @@ fn a_killed_manager_ends_the_wait_on_the_private_socket_too() {
     let job = m
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
-    let pid = sd.manager_pid();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        Instant::now()
-    });
+    let killer = common::kill_after(sd.manager_pid(), Duration::from_millis(300));
     let err = job.wait(T).unwrap_err();
     let gap = Instant::now().duration_since(killer.join().unwrap());
     assert!(gap < Duration::from_secs(1), "took {gap:?}");
@@ -79,14 +61,7 @@ fn a_killed_bus_daemon_is_a_prompt_disconnected_error() {
     let job = m
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
-    let pid = sd.bus_daemon_pid();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        Instant::now()
-    });
+    let killer = common::kill_after(sd.bus_daemon_pid(), Duration::from_millis(300));
     let err = job.wait(T).unwrap_err();
     let gap = Instant::now().duration_since(killer.join().unwrap());
     assert!(gap < Duration::from_secs(1), "took {gap:?}");

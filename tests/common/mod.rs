@@ -424,3 +424,17 @@ impl Sandbox {
         self.reload();
     }
 }
+
+/// Sends SIGKILL to `pid` after `delay`, from another thread; joining gives the moment of the
+/// kill.
+pub fn kill_after(pid: u32, delay: Duration) -> std::thread::JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        let st = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -KILL {pid}");
+        Instant::now()
+    })
+}

@@ -237,7 +237,10 @@ impl<'a> UnitReader<'a> {
             None
         };
         Ok(Some(FailureReason {
-            result: result.parse().unwrap_or(UnitResult::Other(result)),
+            result: match result.parse::<UnitResult>() {
+                Ok(r) => r,
+                Err(never) => match never {},
+            },
             main_process,
         }))
     }

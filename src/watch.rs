@@ -80,9 +80,10 @@ impl Inbox {
                 w.removed = Some(Removed {
                     id,
                     unit: unit.to_owned(),
-                    result: result
-                        .parse()
-                        .unwrap_or(JobResult::Other(result.to_owned())),
+                    result: match result.parse::<JobResult>() {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    },
                 });
             }
             None => log::debug!(

@@ -329,6 +329,15 @@ fn the_private_socket_works_without_the_bus() {
     assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
     // With the bus daemon gone, the private socket still works.
     sd.kill(sd.bus_daemon_pid(), "KILL");
+    // Let systemd take note that its bus went away before the next job.
+    let t0 = Instant::now();
+    while sd.unit_property("dbus.service", "ActiveState") == "active" {
+        assert!(
+            t0.elapsed() < T,
+            "systemd did not notice the dead bus daemon"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = m.restart("quick.service", JobMode::Replace, T).unwrap();
     assert_eq!(out.result, JobResult::Done);
 }

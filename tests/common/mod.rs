@@ -49,7 +49,6 @@ pub fn missing_prerequisite(why: &str) {
 
 /// A running private `systemd --user`.
 pub struct Sandbox {
-    id: String,
     cgroups: Vec<PathBuf>,
     kill_file: PathBuf,
     runtime_dir: PathBuf,
@@ -143,7 +142,6 @@ impl Sandbox {
             .spawn()
             .map_err(|e| format!("cannot spawn the sandbox: {e}"))?;
         let sandbox = Sandbox {
-            id,
             cgroups,
             kill_file,
             runtime_dir,
@@ -320,7 +318,6 @@ impl Drop for Sandbox {
             }
         }
         let _ = fs::remove_dir_all(&self.runtime_dir);
-        let _ = &self.id;
     }
 }
 

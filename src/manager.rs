@@ -63,6 +63,8 @@ impl ManagerBuilder {
     /// When an operation's deadline passes, ask systemd to cancel the job (a `Cancel` call
     /// on the job object, sent without waiting for its reply so the deadline still holds).
     /// Default: `false`, the job keeps running in systemd and only the caller stops waiting.
+    /// Canceling removes the job; a start already in progress (e.g. a running `ExecStart=` of a
+    /// oneshot) is not stopped by that, as with `systemctl cancel`.
     pub fn cancel_on_timeout(mut self, cancel: bool) -> Self {
         self.options.cancel_on_timeout = cancel;
         self
@@ -87,6 +89,10 @@ impl ManagerBuilder {
     }
 
     /// Connects to the chosen bus.
+    ///
+    /// Connecting is bounded by libdbus's own timeouts (registering with a bus daemon waits up
+    /// to its default of 25 s for a daemon that accepted the socket but does not answer); the
+    /// deadline of each operation starts when the operation does.
     ///
     /// # Errors
     /// [`Error::Connect`] if the bus or socket cannot be reached.

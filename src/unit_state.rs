@@ -236,11 +236,9 @@ impl<'a> UnitReader<'a> {
         } else {
             None
         };
+        let Ok(result) = result.parse::<UnitResult>();
         Ok(Some(FailureReason {
-            result: match result.parse::<UnitResult>() {
-                Ok(r) => r,
-                Err(never) => match never {},
-            },
+            result,
             main_process,
         }))
     }

@@ -77,13 +77,11 @@ impl Inbox {
         match self.watched.get_mut(path) {
             Some(w) => {
                 log::debug!("JobRemoved for our job {id} ({path}) on {unit}: {result}");
+                let Ok(result) = result.parse::<JobResult>();
                 w.removed = Some(Removed {
                     id,
                     unit: unit.to_owned(),
-                    result: match result.parse::<JobResult>() {
-                        Ok(r) => r,
-                        Err(never) => match never {},
-                    },
+                    result,
                 });
             }
             None => log::debug!(
@@ -128,16 +126,23 @@ fn name_lost_rule() -> (MatchRule<'static>, String) {
     (rule, bus_rule)
 }
 
-/// The unique bus name of systemd's manager (`GetNameOwner`).
-fn manager_unique_name(conn: &Connection, deadline: &Deadline) -> Result<String, BusError> {
-    let proxy = Proxy::new(
+/// A proxy on the bus daemon itself, for `GetNameOwner`, `AddMatch` and `RemoveMatch`.
+fn bus_daemon(conn: &Connection, timeout: Duration) -> Proxy<'static, &Connection> {
+    Proxy::new(
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
-        deadline.call_timeout(),
+        timeout,
         conn,
-    );
-    let (owner,): (String,) =
-        proxy.method_call("org.freedesktop.DBus", "GetNameOwner", (SYSTEMD_NAME,))?;
+    )
+}
+
+/// The unique bus name of systemd's manager (`GetNameOwner`).
+fn manager_unique_name(conn: &Connection, deadline: &Deadline) -> Result<String, BusError> {
+    let (owner,): (String,) = bus_daemon(conn, deadline.call_timeout()).method_call(
+        "org.freedesktop.DBus",
+        "GetNameOwner",
+        (SYSTEMD_NAME,),
+    )?;
     log::debug!("{SYSTEMD_NAME} is {owner}");
     Ok(owner)
 }
@@ -215,13 +220,11 @@ impl Subscription {
         rule: String,
         deadline: &Deadline,
     ) -> Result<(), BusError> {
-        let proxy = Proxy::new(
+        bus_daemon(conn, deadline.call_timeout()).method_call::<(), _, _, _>(
             "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            deadline.call_timeout(),
-            conn,
-        );
-        proxy.method_call::<(), _, _, _>("org.freedesktop.DBus", "AddMatch", (&rule,))?;
+            "AddMatch",
+            (&rule,),
+        )?;
         log::debug!("match added: {rule}");
         self.bus_rules.push(rule);
         Ok(())
@@ -233,13 +236,8 @@ impl Subscription {
         for token in self.tokens.drain(..) {
             conn.stop_receive(token);
         }
+        let proxy = bus_daemon(conn, Duration::from_secs(1));
         for rule in self.bus_rules.drain(..) {
-            let proxy = Proxy::new(
-                "org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                Duration::from_secs(1),
-                conn,
-            );
             match proxy.method_call::<(), _, _, _>("org.freedesktop.DBus", "RemoveMatch", (&rule,))
             {
                 Ok(()) => log::debug!("match removed: {rule}"),

@@ -9,6 +9,15 @@ use systemd_jobs::{Error, JobMode, JobResult, Verb};
 
 const T: Duration = Duration::from_secs(20);
 
+/// Waits on `job` while `pid` is killed 300 ms in; returns the error and how long after the
+/// kill it came.
+fn wait_through_kill(job: systemd_jobs::QueuedJob<'_>, pid: u32) -> (Error, Duration) {
+    let killer = common::kill_after(pid, Duration::from_millis(300));
+    let err = job.wait(T).unwrap_err();
+    let returned = Instant::now();
+    (err, returned.duration_since(killer.join().unwrap()))
+}
+
 #[test]
 fn a_killed_manager_ends_the_wait_within_a_second() {
     let sd = sandbox!();
@@ -18,15 +27,8 @@ fn a_killed_manager_ends_the_wait_within_a_second() {
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
     let path = job.job().path().to_owned();
-    let killer = common::kill_after(sd.manager_pid(), Duration::from_millis(300));
-    let err = job.wait(T).unwrap_err();
-    let returned = Instant::now();
-    let killed = killer.join().unwrap();
-    assert!(
-        returned.duration_since(killed) < Duration::from_secs(1),
-        "took {:?} after the kill",
-        returned.duration_since(killed)
-    );
+    let (err, gap) = wait_through_kill(job, sd.manager_pid());
+    assert!(gap < Duration::from_secs(1), "took {gap:?} after the kill");
     match &err {
         Error::ManagerGone { unit, job } => {
             assert_eq!(unit, "slow.service");
@@ -46,9 +48,7 @@ fn a_killed_manager_ends_the_wait_on_the_private_socket_too() {
     let job = m
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
-    let killer = common::kill_after(sd.manager_pid(), Duration::from_millis(300));
-    let err = job.wait(T).unwrap_err();
-    let gap = Instant::now().duration_since(killer.join().unwrap());
+    let (err, gap) = wait_through_kill(job, sd.manager_pid());
     assert!(gap < Duration::from_secs(1), "took {gap:?}");
     assert!(matches!(err, Error::ManagerGone { .. }), "{err:?}");
 }
@@ -61,9 +61,7 @@ fn a_killed_bus_daemon_is_a_prompt_disconnected_error() {
     let job = m
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
-    let killer = common::kill_after(sd.bus_daemon_pid(), Duration::from_millis(300));
-    let err = job.wait(T).unwrap_err();
-    let gap = Instant::now().duration_since(killer.join().unwrap());
+    let (err, gap) = wait_through_kill(job, sd.bus_daemon_pid());
     assert!(gap < Duration::from_secs(1), "took {gap:?}");
     match &err {
         Error::Disconnected { unit, .. } => assert_eq!(unit, "slow.service"),

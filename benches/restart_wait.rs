@@ -66,6 +66,13 @@ fn main() {
     ]);
     let m = sd.manager();
     let _ = m.restart("bench.service", JobMode::Replace, T).unwrap();
+    // The same, with every job call marshalled again to carry the interactive-authorization flag.
+    let m_ask = sd
+        .builder()
+        .allow_interactive_authorization(true)
+        .connect()
+        .unwrap();
+    let _ = m_ask.restart("bench.service", JobMode::Replace, T).unwrap();
     let floor = Proxy::new(
         "org.freedesktop.systemd1",
         "/org/freedesktop/systemd1",
@@ -110,21 +117,27 @@ fn main() {
         }
     };
 
-    // Interleaved rounds: library, systemctl, minimal waiter, bare call; oneshot and simple.
+    // Interleaved rounds: library (plain and with the interactive-authorization flag),
+    // systemctl, minimal waiter, bare call; oneshot and simple.
     let mut lib = Vec::new();
+    let mut lib_ask = Vec::new();
     let mut ctl = Vec::new();
     let mut bare = Vec::new();
     let mut minimal = Vec::new();
     let mut lib_simple = Vec::new();
     let mut ctl_simple = Vec::new();
     for round in 0..n {
-        // The three oneshot measurements in a rotating order, so none always follows another.
-        for slot in 0..3 {
+        // The four oneshot measurements in a rotating order, so none always follows another.
+        for slot in 0..4 {
             let t = Instant::now();
-            match (round + slot) % 3 {
+            match (round + slot) % 4 {
                 0 => {
                     let _ = m.restart("bench.service", JobMode::Replace, T).unwrap();
                     lib.push(t.elapsed());
+                }
+                3 => {
+                    let _ = m_ask.restart("bench.service", JobMode::Replace, T).unwrap();
+                    lib_ask.push(t.elapsed());
                 }
                 1 => {
                     let out = sd.systemctl(&["restart", "bench.service"]);
@@ -158,6 +171,7 @@ fn main() {
         assert!(out.status.success());
     }
     let (lib_med, lib_p99) = stats(lib);
+    let (ask_med, ask_p99) = stats(lib_ask);
     let (ctl_med, ctl_p99) = stats(ctl);
     let (bare_med, bare_p99) = stats(bare);
     let (min_med, min_p99) = stats(minimal);
@@ -197,6 +211,11 @@ fn main() {
         "| systemd-jobs restart, oneshot | {} | {} |",
         ms(lib_med),
         ms(lib_p99)
+    );
+    println!(
+        "| systemd-jobs restart with interactive authorization allowed, oneshot | {} | {} |",
+        ms(ask_med),
+        ms(ask_p99)
     );
     println!(
         "| `systemctl --user restart`, oneshot | {} | {} |",
@@ -242,6 +261,10 @@ fn main() {
     println!(
         "| systemd-jobs / bare call without waiting, oneshot | {:.2}x |",
         r(lib_med, bare_med)
+    );
+    println!(
+        "| with interactive authorization allowed / without, oneshot | {:.2}x |",
+        r(ask_med, lib_med)
     );
     println!();
     println!("| other | value |");

@@ -38,6 +38,10 @@ OPTIONS:
     --check-active SECS
                        after a done start/restart, wait SECS (fractions allowed) and fail
                        if the unit is not active                       [default: no check]
+    --ask-password     let polkit ask for a password when you may not change the unit
+                       outright, through your session's authentication agent (none is
+                       started for you); the time spent asking counts against --timeout
+                       [default: don't ask: fail with exit status 4]
     -h, --help         print this help
 
 OUTPUT:
@@ -77,6 +81,7 @@ struct Options {
     no_block: bool,
     cancel_on_timeout: bool,
     check_active: Option<Duration>,
+    ask_password: bool,
     units: Vec<String>,
 }
 
@@ -101,6 +106,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         no_block: false,
         cancel_on_timeout: false,
         check_active: None,
+        ask_password: false,
         units: Vec::new(),
     };
     let mut args = args.peekable();
@@ -126,6 +132,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--private" => o.private = true,
             "--no-block" => o.no_block = true,
             "--cancel-on-timeout" => o.cancel_on_timeout = true,
+            "--ask-password" => o.ask_password = true,
             "--" => o.units.extend(args.by_ref()),
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown option {f}")),
             _ => o.units.push(arg),
@@ -169,6 +176,7 @@ fn run(o: Options) -> i32 {
         .bus(bus(&o))
         .cancel_on_timeout(o.cancel_on_timeout)
         .check_active(o.check_active)
+        .allow_interactive_authorization(o.ask_password)
         .connect()
     {
         Ok(m) => m,

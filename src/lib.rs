@@ -21,7 +21,9 @@
 //!
 //! # Choosing a bus
 //! - [`Manager::system`] ([`Bus::System`]): system services, via the system bus. Unprivileged
-//!   callers are subject to polkit.
+//!   callers are subject to polkit; with
+//!   [`ManagerBuilder::allow_interactive_authorization`], polkit may ask them for a password
+//!   (as `systemctl` does on a terminal) instead of refusing at once.
 //! - [`Manager::user`] ([`Bus::User`]): the caller's `systemd --user`, via
 //!   `DBUS_SESSION_BUS_ADDRESS` or `$XDG_RUNTIME_DIR/bus`.
 //! - [`Bus::Address`]: a bus daemon at any address, e.g. `unix:path=/run/user/1000/bus`.
@@ -80,6 +82,7 @@
 
 #![deny(missing_docs)]
 
+mod authorization;
 mod connect;
 mod deadline;
 mod error;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use dbus::Message;
 use dbus::blocking::{Connection, Proxy};
 
+use crate::authorization::ActionSender;
 use crate::connect::Bus;
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
@@ -21,6 +22,7 @@ pub(crate) struct Options {
     pub(crate) cancel_on_timeout: bool,
     pub(crate) explain_failures: bool,
     pub(crate) check_active: Option<Duration>,
+    pub(crate) allow_interactive_authorization: bool,
 }
 
 impl Default for Options {
@@ -29,6 +31,7 @@ impl Default for Options {
             cancel_on_timeout: false,
             explain_failures: true,
             check_active: None,
+            allow_interactive_authorization: false,
         }
     }
 }
@@ -85,6 +88,32 @@ impl ManagerBuilder {
     /// systemd reports it.
     pub fn check_active(mut self, grace: Option<Duration>) -> Self {
         self.options.check_active = grace;
+        self
+    }
+
+    /// Lets polkit ask the user to authenticate when the caller is not allowed to act on a
+    /// unit outright: the calls that queue or cancel jobs carry D-Bus's
+    /// `ALLOW_INTERACTIVE_AUTHORIZATION` header flag, as with `systemctl` on a terminal (its
+    /// `--no-ask-password` turns it off). Default: `false`, such a call fails at once with
+    /// [`Error::AccessDenied`] (systemd's `InteractiveAuthorizationRequired`).
+    ///
+    /// It matters for the system manager and callers that are not root. polkit asks through
+    /// the authentication agent registered for the caller's session (a desktop's own agent,
+    /// or `pkttyagent` on a terminal); this crate starts none. Waiting for the user is part of
+    /// the method call, so it counts against the operation's timeout: give one long enough to
+    /// type a password. Root callers, user managers and the private socket never ask.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use systemd_jobs::{JobMode, Manager};
+    ///
+    /// let manager = Manager::builder().allow_interactive_authorization(true).connect()?;
+    /// // Up to two minutes, the password prompt included.
+    /// manager.restart("nginx.service", JobMode::Replace, Duration::from_secs(120))?;
+    /// # Ok::<(), systemd_jobs::Error>(())
+    /// ```
+    pub fn allow_interactive_authorization(mut self, allow: bool) -> Self {
+        self.options.allow_interactive_authorization = allow;
         self
     }
 
@@ -307,7 +336,8 @@ impl Manager {
     /// [`Error::Bus`] with `org.freedesktop.systemd1.NoSuchJob` (or `UnknownObject`) if the
     /// job has already finished, [`Error::AccessDenied`] if the caller may not cancel it.
     pub fn cancel(&self, job: &Job, timeout: Duration) -> Result<()> {
-        let proxy = Proxy::new(SYSTEMD_NAME, job.path(), timeout, &self.conn);
+        let sender = self.action_sender();
+        let proxy = Proxy::new(SYSTEMD_NAME, job.path(), timeout, &sender);
         proxy
             .method_call::<(), _, _, _>("org.freedesktop.systemd1.Job", "Cancel", ())
             .map_err(|e| Error::from_call(job.path(), "Cancel", e.into()))?;
@@ -325,7 +355,7 @@ impl Manager {
             &"Cancel".into(),
         );
         msg.set_no_reply(true);
-        match dbus::channel::Sender::send(&self.conn, msg) {
+        match dbus::channel::Sender::send(&self.action_sender(), msg) {
             Ok(_) => {
                 self.conn.channel().flush();
                 log::debug!("deadline passed: asked systemd to cancel {job}");
@@ -358,12 +388,8 @@ impl Manager {
             }
         })?;
         log::debug!("calling {}({unit}, {mode})", verb.method());
-        let proxy = Proxy::new(
-            SYSTEMD_NAME,
-            MANAGER_PATH,
-            deadline.call_timeout(),
-            &self.conn,
-        );
+        let sender = self.action_sender();
+        let proxy = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &sender);
         let reply: std::result::Result<(dbus::Path<'static>,), _> =
             proxy.method_call(MANAGER_IFACE, verb.method(), (unit, mode.as_str()));
         let job = match reply {
@@ -394,6 +420,11 @@ impl Manager {
             )?);
         }
         Ok(())
+    }
+
+    /// Sends the calls that ask systemd to act, with the options' authorization flag.
+    fn action_sender(&self) -> ActionSender<'_> {
+        ActionSender::new(&self.conn, self.options.allow_interactive_authorization)
     }
 
     pub(crate) fn inbox(&self) -> &SharedInbox {

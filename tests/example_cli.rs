@@ -30,6 +30,7 @@ fn help_lists_every_option_and_exit_status() {
         "--no-block",
         "--cancel-on-timeout",
         "--check-active",
+        "--ask-password",
         "[default: 90]",
         "124",
         "125",
@@ -52,6 +53,30 @@ fn done_units_print_one_line_each_and_exit_0() {
     assert_done_line(lines[0], "a.service");
     assert_done_line(lines[1], "b.service");
     assert_eq!(sd.unit_property("b.service", "ActiveState"), "active");
+}
+
+#[test]
+fn ask_password_sends_the_interactive_authorization_flag() {
+    let sd = sandbox!();
+    sd.install(&[("a.service", common::ONESHOT_OK)]);
+    let mut monitor = sd.monitor_calls();
+    let (code, out, err) = sd.run_example(&["--user", "a.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert_done_line(out.trim(), "a.service");
+    let (code, out, err) = sd.run_example(&["--user", "--ask-password", "a.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert_done_line(out.trim(), "a.service");
+    let restarts: Vec<u8> = monitor
+        .calls_so_far(&sd)
+        .iter()
+        .filter(|c| c.method == "org.freedesktop.systemd1.Manager.RestartUnit")
+        .map(|c| c.flags & common::ALLOW_INTERACTIVE_AUTHORIZATION)
+        .collect();
+    assert_eq!(
+        restarts,
+        [0, common::ALLOW_INTERACTIVE_AUTHORIZATION],
+        "without, then with --ask-password"
+    );
 }
 
 #[test]

@@ -435,3 +435,115 @@ pub fn kill_after(pid: u32, delay: Duration) -> std::thread::JoinHandle<Instant>
         Instant::now()
     })
 }
+
+/// A method call to systemd as a bus monitor saw it on the wire.
+#[derive(Debug, Clone)]
+pub struct SeenCall {
+    /// The caller's unique name.
+    pub sender: String,
+    /// `Interface.Member`, e.g. `org.freedesktop.systemd1.Manager.RestartUnit`.
+    pub method: String,
+    /// The header's flags byte (0x1 no reply expected, 0x2 no auto start, 0x4 allow
+    /// interactive authorization).
+    pub flags: u8,
+}
+
+/// A bus monitor (`org.freedesktop.DBus.Monitoring.BecomeMonitor`) on the sandbox bus that
+/// sees every method call sent to `org.freedesktop.systemd1`, header flags included.
+pub struct CallMonitor {
+    channel: dbus::channel::Channel,
+    seen: Vec<SeenCall>,
+}
+
+impl Sandbox {
+    /// Starts a monitor of the method calls sent to systemd over the sandbox bus.
+    pub fn monitor_calls(&self) -> CallMonitor {
+        let mut channel = dbus::channel::Channel::open_private(&self.bus_address())
+            .expect("monitor: connect to the sandbox bus");
+        channel.register().expect("monitor: Hello");
+        let become_monitor = dbus::Message::new_method_call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.Monitoring",
+            "BecomeMonitor",
+        )
+        .unwrap()
+        .append2(
+            vec!["type='method_call',destination='org.freedesktop.systemd1'"],
+            0u32,
+        );
+        channel
+            .send_with_reply_and_block(become_monitor, Duration::from_secs(10))
+            .expect("monitor: BecomeMonitor");
+        CallMonitor {
+            channel,
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl CallMonitor {
+    /// Every call seen so far. To know it has seen everything sent before, it waits for a
+    /// marker call (`Peer.Ping` to systemd from a fresh connection) made after them.
+    pub fn calls_so_far(&mut self, sd: &Sandbox) -> Vec<SeenCall> {
+        let marker = sd.raw_connection().expect("monitor: marker connection");
+        let marker_name = marker.unique_name().to_string();
+        ping_systemd_on(&marker);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = give_up.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "monitor: the marker call never showed up");
+            let Some(msg) = self
+                .channel
+                .blocking_pop_message(left)
+                .expect("monitor: read")
+            else {
+                continue;
+            };
+            let sender = msg.sender().map(|s| s.to_string()).unwrap_or_default();
+            if sender == marker_name {
+                return self.seen.clone();
+            }
+            self.seen.push(SeenCall {
+                sender,
+                method: format!(
+                    "{}.{}",
+                    msg.interface().map(|s| s.to_string()).unwrap_or_default(),
+                    msg.member().map(|s| s.to_string()).unwrap_or_default()
+                ),
+                flags: header_flags(&msg),
+            });
+        }
+    }
+}
+
+/// `Peer.Ping` to systemd over the sandbox bus: returns once systemd has answered every
+/// call it read from the bus before this one.
+pub fn ping_systemd(sd: &Sandbox) {
+    ping_systemd_on(&sd.raw_connection().expect("connect for a ping"));
+}
+
+fn ping_systemd_on(conn: &Connection) {
+    let () = Proxy::new(
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        Duration::from_secs(10),
+        conn,
+    )
+    .method_call("org.freedesktop.DBus.Peer", "Ping", ())
+    .expect("ping systemd");
+}
+
+/// The flags byte of a message's header, from its wire form.
+pub fn header_flags(msg: &dbus::Message) -> u8 {
+    let mut flags = 0;
+    msg.marshal(|bytes| {
+        flags = bytes[2];
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    flags
+}
+
+/// D-Bus's ALLOW_INTERACTIVE_AUTHORIZATION header flag.
+pub const ALLOW_INTERACTIVE_AUTHORIZATION: u8 = 0x4;

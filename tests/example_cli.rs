@@ -191,3 +191,40 @@ fn no_block_prints_the_queued_job_and_returns_at_once() {
         "activating"
     );
 }
+
+#[test]
+fn the_readme_command_runs_the_example_beside_a_throwaway_manager() {
+    // The script needs what the sandbox needs; this says so (or fails under CI) if missing.
+    let _prerequisites = sandbox!();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "bash .ci/user-manager cargo run --example restart_blocking -- --user demo.service"
+        ),
+        "the README's example command changed: update this test"
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg(root.join(".ci/user-manager"))
+            .arg(common::example_binary())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run .ci/user-manager");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["--user", "demo.service"]);
+    assert_eq!(code, 0, "{err}");
+    assert_done_line(out.trim(), "demo.service");
+    let (code, _, err) = run(&["--user", "demo-fails"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("demo-fails.service") && err.contains("status 3"),
+        "{err}"
+    );
+}

@@ -101,7 +101,10 @@ impl ManagerBuilder {
     /// the authentication agent registered for the caller's session (a desktop's own agent,
     /// or `pkttyagent` on a terminal); this crate starts none. Waiting for the user is part of
     /// the method call, so it counts against the operation's timeout: give one long enough to
-    /// type a password. Root callers, user managers and the private socket never ask.
+    /// type a password. If the deadline passes while polkit is still asking, the operation
+    /// fails with [`Error::Timeout`] without a job (there is none yet), but a password typed
+    /// afterwards still makes systemd queue the job, which cancel-on-timeout cannot reach.
+    /// Root callers, user managers and the private socket never ask.
     ///
     /// ```no_run
     /// use std::time::Duration;

@@ -78,7 +78,9 @@
 //!   timeouts of many years do not overflow;
 //! - a manager that dies, or a bus that goes away, ends the wait at once with an error;
 //! - a long-lived handle holds the same number of match rules however many operations it runs;
-//! - invalid unit names are refused before any bus traffic.
+//! - invalid unit names are refused before any bus traffic;
+//! - with [`ManagerBuilder::allow_interactive_authorization`], exactly the calls that queue or
+//!   cancel jobs carry the flag, and each still gets its own reply.
 
 #![deny(missing_docs)]
 

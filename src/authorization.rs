@@ -120,16 +120,12 @@ impl dbus::channel::Sender for ActionSender<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watch::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
 
     fn restart_call() -> Message {
-        Message::new_method_call(
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
-            "org.freedesktop.systemd1.Manager",
-            "RestartUnit",
-        )
-        .unwrap()
-        .append2("a.service", "replace")
+        Message::new_method_call(SYSTEMD_NAME, MANAGER_PATH, MANAGER_IFACE, "RestartUnit")
+            .unwrap()
+            .append2("a.service", "replace")
     }
 
     #[test]

@@ -8,6 +8,7 @@ use dbus::blocking::Connection;
 use dbus::channel::Channel;
 
 use crate::error::{BusError, Error, Result};
+use crate::watch::{MANAGER_PATH, SYSTEMD_NAME};
 
 /// Where the systemd manager is reached.
 ///
@@ -117,8 +118,8 @@ fn settle_direct(conn: &Connection) -> Result<(), dbus::Error> {
     let mut wait = Duration::from_millis(25);
     loop {
         let ping = Message::new_method_call(
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
+            SYSTEMD_NAME,
+            MANAGER_PATH,
             "org.freedesktop.DBus.Peer",
             "Ping",
         )

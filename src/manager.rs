@@ -14,7 +14,9 @@ use crate::error::{BusError, Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, Verb};
 use crate::queued::{Batch, QueuedJob};
 use crate::unit_name;
-use crate::watch::{self, MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME, SharedInbox, Subscription};
+use crate::watch::{
+    self, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME, SharedInbox, Subscription,
+};
 
 /// Options of a [`Manager`], set with [`ManagerBuilder`].
 #[derive(Debug, Clone)]
@@ -342,7 +344,7 @@ impl Manager {
         let sender = self.action_sender();
         let proxy = Proxy::new(SYSTEMD_NAME, job.path(), timeout, &sender);
         proxy
-            .method_call::<(), _, _, _>("org.freedesktop.systemd1.Job", "Cancel", ())
+            .method_call::<(), _, _, _>(JOB_IFACE, "Cancel", ())
             .map_err(|e| Error::from_call(job.path(), "Cancel", e.into()))?;
         log::debug!("canceled {job}");
         Ok(())
@@ -354,7 +356,7 @@ impl Manager {
         let mut msg = Message::method_call(
             &SYSTEMD_NAME.into(),
             &job.path().into(),
-            &"org.freedesktop.systemd1.Job".into(),
+            &JOB_IFACE.into(),
             &"Cancel".into(),
         );
         msg.set_no_reply(true);

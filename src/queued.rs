@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, JobResult, Verb};
 use crate::manager::Manager;
 use crate::unit_state::UnitReader;
-use crate::watch::{self, Interrupted, Removed, SYSTEMD_NAME};
+use crate::watch::{self, Interrupted, JOB_IFACE, Removed, SYSTEMD_NAME};
 
 /// Where a queued job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl<'m> QueuedJob<'m> {
             deadline.call_timeout(),
             self.manager.connection(),
         );
-        match proxy.get::<String>("org.freedesktop.systemd1.Job", "State") {
+        match proxy.get::<String>(JOB_IFACE, "State") {
             Ok(s) if s == "running" => Ok(JobState::Running),
             Ok(_) => Ok(JobState::Waiting),
             Err(e) => {

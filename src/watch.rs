@@ -22,6 +22,7 @@ use crate::job::JobResult;
 pub(crate) const SYSTEMD_NAME: &str = "org.freedesktop.systemd1";
 pub(crate) const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 pub(crate) const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
+pub(crate) const JOB_IFACE: &str = "org.freedesktop.systemd1.Job";
 
 /// What `JobRemoved` said about a job.
 #[derive(Debug, Clone)]

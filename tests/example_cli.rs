@@ -212,11 +212,7 @@ fn the_readme_command_runs_the_example_beside_a_throwaway_manager() {
             .env_remove("RUST_LOG")
             .output()
             .expect("run .ci/user-manager");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::exit_and_output(&out)
     };
     let (code, out, err) = run(&["--user", "demo.service"]);
     assert_eq!(code, 0, "{err}");

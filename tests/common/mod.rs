@@ -171,12 +171,7 @@ impl Sandbox {
 
     fn system_state(&self) -> Result<String, String> {
         let conn = self.raw_connection()?;
-        let p = Proxy::new(
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
-            Duration::from_secs(2),
-            &conn,
-        );
+        let p = systemd_manager(&conn, Duration::from_secs(2));
         p.get("org.freedesktop.systemd1.Manager", "SystemState")
             .map_err(|e| e.to_string())
     }
@@ -230,12 +225,7 @@ impl Sandbox {
     /// `daemon-reload`, waiting for it to finish.
     pub fn reload(&self) {
         let conn = self.raw_connection().unwrap();
-        let p = Proxy::new(
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
-            Duration::from_secs(30),
-            &conn,
-        );
+        let p = systemd_manager(&conn, Duration::from_secs(30));
         let () = p
             .method_call("org.freedesktop.systemd1.Manager", "Reload", ())
             .expect("daemon-reload");
@@ -395,6 +385,15 @@ pub fn example_binary() -> PathBuf {
         .clone()
 }
 
+/// A finished command's exit status (-1 if killed by a signal), stdout and stderr.
+pub fn exit_and_output(out: &std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Sandbox {
     /// Runs `restart_blocking ARGS` with this sandbox as the user manager.
     pub fn run_example(&self, args: &[&str]) -> (i32, String, String) {
@@ -405,11 +404,7 @@ impl Sandbox {
             .env_remove("RUST_LOG")
             .output()
             .expect("run restart_blocking");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        exit_and_output(&out)
     }
 
     /// Masks a unit: a link to /dev/null where the manager reads runtime units, then a reload.
@@ -524,14 +519,19 @@ pub fn ping_systemd(sd: &Sandbox) {
 }
 
 fn ping_systemd_on(conn: &Connection) {
-    let () = Proxy::new(
+    let () = systemd_manager(conn, Duration::from_secs(10))
+        .method_call("org.freedesktop.DBus.Peer", "Ping", ())
+        .expect("ping systemd");
+}
+
+/// A proxy on the sandbox's systemd manager object over `conn`.
+fn systemd_manager(conn: &Connection, timeout: Duration) -> Proxy<'static, &Connection> {
+    Proxy::new(
         "org.freedesktop.systemd1",
         "/org/freedesktop/systemd1",
-        Duration::from_secs(10),
+        timeout,
         conn,
     )
-    .method_call("org.freedesktop.DBus.Peer", "Ping", ())
-    .expect("ping systemd");
 }
 
 /// The flags byte of a message's header, from its wire form.

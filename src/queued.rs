@@ -16,7 +16,9 @@ use crate::watch::{self, Interrupted, JOB_IFACE, Removed, SYSTEMD_NAME};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JobState {
-    /// Queued, waiting for other jobs or its dependencies.
+    /// Queued and not started yet: waiting for other jobs, for its dependencies, or for the
+    /// manager to dispatch it. Every job is `Waiting` for a moment right after it is queued,
+    /// until systemd's next turn through its run queue starts it.
     Waiting,
     /// Being carried out.
     Running,

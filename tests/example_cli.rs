@@ -187,7 +187,12 @@ fn no_block_prints_the_queued_job_and_returns_at_once() {
     let (id, path) = rest.trim_end_matches(')').split_once(", ").unwrap();
     assert_eq!(path, format!("/org/freedesktop/systemd1/job/{id}"));
     assert_eq!(
-        sd.unit_property("slow.service", "ActiveState"),
+        sd.unit_property_settles(
+            "slow.service",
+            "ActiveState",
+            "activating",
+            Duration::from_secs(1)
+        ),
         "activating"
     );
 }

@@ -78,8 +78,21 @@ fn job_handles_can_be_queried_waited_on_and_canceled() {
     let waiting = m
         .enqueue(Verb::Start, "after-slow.service", JobMode::Replace, T)
         .unwrap();
-    assert_eq!(slow.state(T).unwrap(), JobState::Running);
-    assert_eq!(waiting.state(T).unwrap(), JobState::Waiting);
+    // A job is Waiting until systemd's run queue dispatches it, which a busy manager may do
+    // after answering our next call.
+    let t0 = Instant::now();
+    loop {
+        match slow.state(T).unwrap() {
+            JobState::Running => break,
+            JobState::Waiting if t0.elapsed() < T => std::thread::sleep(Duration::from_millis(10)),
+            other => panic!("slow.service's start job never ran: {other:?}"),
+        }
+    }
+    assert_eq!(
+        waiting.state(T).unwrap(),
+        JobState::Waiting,
+        "ordered after a running job"
+    );
     assert_eq!(m.pending_jobs(), 2);
 
     slow.cancel(T).unwrap();

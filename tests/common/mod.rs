@@ -248,6 +248,26 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Polls a unit property until it reads `want` or `limit` passes; returns the last value
+    /// read. For states that follow a job's dispatch, which systemd does on a later turn of
+    /// its event loop than the reply that queued the job.
+    pub fn unit_property_settles(
+        &self,
+        unit: &str,
+        name: &str,
+        want: &str,
+        limit: Duration,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let value = self.unit_property(unit, name);
+            if value == want || start.elapsed() >= limit {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The pid of the `systemd --user` process (the sandbox's main process).
     pub fn manager_pid(&self) -> u32 {
         self.child.id()

@@ -80,14 +80,11 @@ fn job_handles_can_be_queried_waited_on_and_canceled() {
         .unwrap();
     // A job is Waiting until systemd's run queue dispatches it, which a busy manager may do
     // after answering our next call.
-    let t0 = Instant::now();
-    loop {
-        match slow.state(T).unwrap() {
-            JobState::Running => break,
-            JobState::Waiting if t0.elapsed() < T => std::thread::sleep(Duration::from_millis(10)),
-            other => panic!("slow.service's start job never ran: {other:?}"),
-        }
-    }
+    common::eventually(T, || match slow.state(T).unwrap() {
+        JobState::Running => Ok(()),
+        JobState::Waiting => Err("slow.service's start job is still waiting".into()),
+        other => panic!("slow.service's start job: {other:?}"),
+    });
     assert_eq!(
         waiting.state(T).unwrap(),
         JobState::Waiting,
@@ -111,14 +108,10 @@ fn job_handles_can_be_queried_waited_on_and_canceled() {
     let quick = m
         .enqueue(Verb::Restart, "after-slow.service", JobMode::Replace, T)
         .unwrap();
-    let t0 = Instant::now();
-    let state = loop {
-        match quick.state(T).unwrap() {
-            JobState::Finished(r) => break r,
-            _ if t0.elapsed() < T => std::thread::sleep(Duration::from_millis(20)),
-            other => panic!("still {other:?}"),
-        }
-    };
+    let state = common::eventually(T, || match quick.state(T).unwrap() {
+        JobState::Finished(r) => Ok(r),
+        other => Err(format!("still {other:?}")),
+    });
     assert_eq!(state, JobResult::Done);
     let _ = quick.wait(T).unwrap();
 }
@@ -147,14 +140,10 @@ fn cancel_on_timeout_cancels_the_job_in_systemd() {
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(550));
     assert!(matches!(err, Error::Timeout { .. }));
-    let t0 = Instant::now();
-    while jobs(&sd) != 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "the job was not canceled"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::eventually(Duration::from_secs(5), || match jobs(&sd) {
+        0 => Ok(()),
+        n => Err(format!("the job was not canceled: {n} jobs queued")),
+    });
 }
 
 /// How many jobs the sandbox manager has queued.
@@ -343,14 +332,12 @@ fn the_private_socket_works_without_the_bus() {
     // With the bus daemon gone, the private socket still works.
     sd.kill(sd.bus_daemon_pid(), "KILL");
     // Let systemd take note that its bus went away before the next job.
-    let t0 = Instant::now();
-    while sd.unit_property("dbus.service", "ActiveState") == "active" {
-        assert!(
-            t0.elapsed() < T,
-            "systemd did not notice the dead bus daemon"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::eventually(T, || {
+        match sd.unit_property("dbus.service", "ActiveState") {
+            s if s == "active" => Err("systemd did not notice the dead bus daemon".into()),
+            _ => Ok(()),
+        }
+    });
     let out = m.restart("quick.service", JobMode::Replace, T).unwrap();
     assert_eq!(out.result, JobResult::Done);
 }

@@ -248,26 +248,6 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// Polls a unit property until it reads `want` or `limit` passes; returns the last value
-    /// read. For states that follow a job's dispatch, which systemd does on a later turn of
-    /// its event loop than the reply that queued the job.
-    pub fn unit_property_settles(
-        &self,
-        unit: &str,
-        name: &str,
-        want: &str,
-        limit: Duration,
-    ) -> String {
-        let start = Instant::now();
-        loop {
-            let value = self.unit_property(unit, name);
-            if value == want || start.elapsed() >= limit {
-                return value;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// The pid of the `systemd --user` process (the sandbox's main process).
     pub fn manager_pid(&self) -> u32 {
         self.child.id()
@@ -361,6 +341,20 @@ pub fn slow_start(secs: f64) -> String {
     format!(
         "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nTimeoutStartSec=infinity\nExecStart=/bin/sleep {secs}\n"
     )
+}
+
+/// Polls `probe` every 20 ms until it returns `Ok`, and returns that value; panics with the
+/// last `Err` if `limit` passes first. For states systemd reaches on a later turn of its event
+/// loop than the reply we got (a queued job is dispatched, a dead peer is noticed).
+pub fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if start.elapsed() >= limit => panic!("not within {limit:?}: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 /// The serial of the next message `conn` will send, found by sending a `Ping` to the bus and

@@ -187,11 +187,11 @@ fn main() {
 
     // Messages our connection sends per operation, from its message serials.
     let k = 100u32;
-    let before = common::probe_serial(m.connection());
+    let before = common::probe_serial(&m.connection());
     for _ in 0..k {
         let _ = m.restart("bench.service", JobMode::Replace, T).unwrap();
     }
-    let after = common::probe_serial(m.connection());
+    let after = common::probe_serial(&m.connection());
     let per_op = f64::from(common::sent_between(before, after)) / f64::from(k);
 
     // Soak: match rules and RSS before and after many operations.

@@ -14,6 +14,7 @@
 //! reply to a call by serial alone, so a serial used twice would hand a late reply to an
 //! earlier, timed-out call to the later one (`tests/authorization.rs` shows this).
 
+use std::cell::Ref;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -79,12 +80,12 @@ fn allows_interactive(msg: &Message) -> bool {
 /// `ALLOW_INTERACTIVE_AUTHORIZATION` flag when the handle was built with it. Used as the
 /// connection of a blocking `Proxy`, so these calls read like any other.
 pub(crate) struct ActionSender<'c> {
-    conn: &'c Connection,
+    conn: Ref<'c, Connection>,
     interactive: bool,
 }
 
 impl<'c> ActionSender<'c> {
-    pub(crate) fn new(conn: &'c Connection, interactive: bool) -> Self {
+    pub(crate) fn new(conn: Ref<'c, Connection>, interactive: bool) -> Self {
         ActionSender { conn, interactive }
     }
 

@@ -1,12 +1,11 @@
 //! Connecting: which bus (or private socket) reaches the systemd manager, and opening it.
 
-use std::fmt;
-use std::time::Duration;
-
 use dbus::Message;
 use dbus::blocking::Connection;
 use dbus::channel::Channel;
+use std::fmt;
 
+use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
 use crate::watch::{MANAGER_PATH, SYSTEMD_NAME};
 
@@ -82,63 +81,112 @@ impl Bus {
         })
     }
 
-    /// Opens a connection; on a bus, registers with the daemon (`Hello`).
-    ///
-    /// Connecting is bounded by libdbus's own timeouts (the `Hello` call waits up to its
-    /// default of 25 s for a daemon that accepted the socket but does not answer); the
-    /// deadline of each job operation starts after this.
-    pub(crate) fn open(&self) -> Result<Connection> {
+    /// Opens a connection; on a bus, registers with the daemon (`Hello`). A direct connection
+    /// is authenticated and settled within `deadline`; see [`Bus::open_direct`].
+    pub(crate) fn open(&self, deadline: &Deadline) -> Result<Connection> {
         let fail = |e: dbus::Error| Error::Connect {
             target: self.to_string(),
             source: e.into(),
         };
         let conn = match self.address()? {
+            _ if self.is_direct() => match self.open_direct(deadline) {
+                Ok((conn, _)) => conn,
+                Err(OpenFailure::Failed(e)) => return Err(fail(e)),
+                Err(OpenFailure::TimedOut(step)) => {
+                    return Err(Error::ConnectTimeout {
+                        target: self.to_string(),
+                        step,
+                        waited: deadline.elapsed(),
+                    });
+                }
+            },
             None => Connection::new_system().map_err(fail)?,
-            Some(addr) if self.is_direct() => {
-                let conn = Connection::from(Channel::open_private(&addr).map_err(fail)?);
-                settle_direct(&conn).map_err(fail)?;
-                conn
-            }
             Some(addr) => Connection::new_address(&addr).map_err(fail)?,
         };
         log::debug!("connected to {self}");
         Ok(conn)
     }
-}
 
-/// Makes sure a new direct connection to the manager is fully up before the first real call.
-///
-/// libdbus sends the first message in the same write as the end of authentication (`BEGIN`).
-/// systemd's private socket (seen with systemd 252) then reads both at once and leaves the
-/// message unprocessed until more bytes arrive, so a lone method call may never be answered.
-/// Pinging until a reply comes settles this: each further ping wakes the manager, which then
-/// handles everything buffered. Retries wait 25 ms, 50 ms, ... up to about 3 s in all.
-fn settle_direct(conn: &Connection) -> Result<(), dbus::Error> {
-    use dbus::blocking::BlockingSender;
-    let mut wait = Duration::from_millis(25);
-    loop {
+    /// Opens a direct connection to a manager's private socket and makes sure the manager
+    /// answers on it, all within `deadline`. Returns the connection and any message that
+    /// arrived before the manager's first answer (signals it sent us meanwhile).
+    ///
+    /// libdbus authenticates lazily, and its blocking calls do not bound that step (a stopped
+    /// manager accepts the socket but never answers). So the first message is queued and the
+    /// connection driven with `read_write` in slices of what is left of the deadline until
+    /// the answer arrives: libdbus sends the message as soon as authentication is done.
+    ///
+    /// The first message is a `Peer.Ping` padded with a string argument to well over 256
+    /// bytes. systemd's sd-bus (seen with systemd 252) reads the end of authentication with
+    /// at most 256 bytes at once; when a short first message arrives in the same read as
+    /// `BEGIN`, it stays in sd-bus's buffer and the manager handles it only when the socket
+    /// becomes readable again, which may be never. A longer first message cannot fit into
+    /// that read, so the socket stays readable and the manager reads on. (sd-bus answers
+    /// `Ping` whatever its arguments.)
+    pub(crate) fn open_direct(
+        &self,
+        deadline: &Deadline,
+    ) -> std::result::Result<(Connection, Vec<Message>), OpenFailure> {
+        let addr = self
+            .address()
+            .ok()
+            .flatten()
+            .ok_or_else(|| OpenFailure::Failed(dbus::Error::new_failed("no address")))?;
+        let channel = Channel::open_private(&addr).map_err(OpenFailure::Failed)?;
         let ping = Message::new_method_call(
             SYSTEMD_NAME,
             MANAGER_PATH,
             "org.freedesktop.DBus.Peer",
             "Ping",
         )
-        .map_err(|e| dbus::Error::new_failed(&e))?;
-        match conn.send_with_reply_and_block(ping, wait) {
-            Ok(_) => return Ok(()),
-            Err(e)
-                if e.name() == Some("org.freedesktop.DBus.Error.NoReply")
-                    && wait < MAX_SETTLE_WAIT =>
-            {
-                log::debug!("private socket: no answer to Ping within {wait:?}, pinging again");
-                wait *= 2;
+        .map_err(|e| OpenFailure::Failed(dbus::Error::new_failed(&e)))?
+        .append1(" ".repeat(FIRST_MESSAGE_PADDING));
+        let serial = channel
+            .send(ping)
+            .map_err(|()| OpenFailure::Failed(dbus::Error::new_failed("cannot queue Ping")))?;
+        let mut early = Vec::new();
+        loop {
+            while let Some(msg) = channel.pop_message() {
+                if msg.get_reply_serial() == Some(serial) {
+                    return Ok((Connection::from(channel), early));
+                }
+                early.push(msg);
             }
-            Err(e) => return Err(e),
+            if !channel.is_connected() {
+                return Err(OpenFailure::Failed(dbus::Error::new_custom(
+                    "org.freedesktop.DBus.Error.Disconnected",
+                    "the manager closed the connection",
+                )));
+            }
+            let Some(slice) = deadline.next_slice() else {
+                return Err(OpenFailure::TimedOut(if channel.has_messages_to_send() {
+                    "authentication"
+                } else {
+                    "first call"
+                }));
+            };
+            channel.read_write(Some(slice)).map_err(|()| {
+                OpenFailure::Failed(dbus::Error::new_custom(
+                    "org.freedesktop.DBus.Error.Disconnected",
+                    "the connection broke",
+                ))
+            })?;
         }
     }
 }
 
-const MAX_SETTLE_WAIT: Duration = Duration::from_millis(1600);
+/// Bytes of padding in the first message on a direct connection: enough that it cannot fit
+/// into sd-bus's last authentication read (256 bytes) together with `BEGIN`.
+const FIRST_MESSAGE_PADDING: usize = 256;
+
+/// Why a direct connection could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    /// Refused, reset, or no such socket.
+    Failed(dbus::Error),
+    /// The deadline passed during this step.
+    TimedOut(&'static str),
+}
 
 impl fmt::Display for Bus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

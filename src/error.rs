@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::job::{Job, JobResult, Verb};
+use crate::job::{Job, JobResult, ResultSource, Verb};
 use crate::unit_name::NameProblem;
 use crate::unit_state::{FailureReason, UnitState};
 
@@ -86,6 +86,18 @@ pub enum Error {
         "unknown verb {0:?} (expected one of: start, stop, restart, reload, try-restart, reload-or-restart, reload-or-try-restart)"
     )]
     UnknownVerb(String),
+
+    /// Connecting did not finish in time: the peer accepted the connection but did not
+    /// answer (a stopped or hung manager or bus daemon).
+    #[error("cannot connect to {target}: no answer during {step} after {waited:?}")]
+    ConnectTimeout {
+        /// What we tried to reach.
+        target: String,
+        /// The step that did not finish: `authentication` or `first call`.
+        step: &'static str,
+        /// How long we waited.
+        waited: Duration,
+    },
 
     /// Connecting to the bus (or the manager's private socket) failed.
     #[error("cannot connect to {target}: {source}")]
@@ -177,6 +189,22 @@ pub enum Error {
         result: JobResult,
         /// Why the unit failed, read from the unit after a `failed` result, when available.
         reason: Option<FailureReason>,
+        /// How the result became known (nearly always `JobRemoved`).
+        result_source: ResultSource,
+    },
+
+    /// The job finished while the manager was re-executing, its `JobRemoved` was lost, and
+    /// the unit's state does not tell how it ended. Nothing is guessed.
+    #[error("{unit}: {verb} job {} ended while the manager re-executed and its result is unknown: {why}", job.id())]
+    OutcomeUnknown {
+        /// The unit of the job.
+        unit: String,
+        /// The verb asked for.
+        verb: Verb,
+        /// The job.
+        job: Job,
+        /// What was seen of the unit instead.
+        why: String,
     },
 
     /// The job finished `done`, but the unit is not active afterwards (opt-in check, see
@@ -242,7 +270,7 @@ impl Error {
         use Error::*;
         match self {
             InvalidUnitName { name, .. } => Some(name),
-            UnknownJobMode(_) | UnknownVerb(_) | Connect { .. } => None,
+            UnknownJobMode(_) | UnknownVerb(_) | Connect { .. } | ConnectTimeout { .. } => None,
             ManagerUnavailable { unit, .. }
             | NoSuchUnit { unit, .. }
             | UnitMasked { unit, .. }
@@ -251,6 +279,7 @@ impl Error {
             | JobTypeNotApplicable { unit, .. }
             | TransactionRefused { unit, .. }
             | JobFailed { unit, .. }
+            | OutcomeUnknown { unit, .. }
             | NotActive { unit, .. }
             | Timeout { unit, .. }
             | ManagerGone { unit, .. }
@@ -262,7 +291,9 @@ impl Error {
     /// The job the error concerns, if systemd had returned one.
     pub fn job(&self) -> Option<&Job> {
         match self {
-            Error::JobFailed { job, .. } | Error::NotActive { job, .. } => Some(job),
+            Error::JobFailed { job, .. }
+            | Error::NotActive { job, .. }
+            | Error::OutcomeUnknown { job, .. } => Some(job),
             Error::Timeout { job, .. } | Error::ManagerGone { job, .. } => job.as_ref(),
             _ => None,
         }
@@ -296,8 +327,8 @@ impl Error {
     /// | 4 | access denied, transaction refused |
     /// | 5 | no such unit |
     /// | 6 | unit masked or failed to load |
-    /// | 124 | deadline passed |
-    /// | 125 | bus or manager error |
+    /// | 124 | deadline passed (also while connecting) |
+    /// | 125 | bus or manager error, or a result lost in a re-execution |
     pub fn exit_status(&self) -> i32 {
         use Error::*;
         match self {
@@ -307,8 +338,9 @@ impl Error {
             AccessDenied { .. } | TransactionRefused { .. } => 4,
             NoSuchUnit { .. } => 5,
             UnitMasked { .. } | LoadFailed { .. } => 6,
-            Timeout { .. } => 124,
+            Timeout { .. } | ConnectTimeout { .. } => 124,
             Connect { .. }
+            | OutcomeUnknown { .. }
             | ManagerUnavailable { .. }
             | ManagerGone { .. }
             | Disconnected { .. }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::unit_state::UnitState;
 
 /// What to ask systemd to do with a unit; each verb is one `org.freedesktop.systemd1.Manager`
 /// method that returns a job.
@@ -289,6 +290,33 @@ impl fmt::Display for Job {
     }
 }
 
+/// How a job's result became known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResultSource {
+    /// systemd's `JobRemoved` signal for the job: the normal case.
+    JobRemoved,
+    /// The job finished while the manager was re-executing, so its `JobRemoved` was never
+    /// seen; the result was settled from the unit's state, which changed after the job was
+    /// queued (see [`ManagerBuilder::reexec_grace`](crate::ManagerBuilder::reexec_grace) for
+    /// the rules). Holds that state.
+    Recovered(Box<UnitState>),
+}
+
+impl fmt::Display for ResultSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResultSource::JobRemoved => f.write_str("JobRemoved"),
+            ResultSource::Recovered(state) => {
+                write!(
+                    f,
+                    "recovered after a re-execution from the unit's state, {state}"
+                )
+            }
+        }
+    }
+}
+
 /// A finished job whose result counts as success (`done` or `skipped`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -304,18 +332,24 @@ pub struct JobOutcome {
     pub result: JobResult,
     /// Time from the start of the operation to the result.
     pub elapsed: Duration,
+    /// How the result became known: nearly always [`ResultSource::JobRemoved`].
+    pub result_source: ResultSource,
 }
 
 impl fmt::Display for JobOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} (job {}, {} ms)",
+            "{}: {} (job {}, {} ms",
             self.unit,
             self.result,
             self.job.id(),
             self.elapsed.as_millis()
-        )
+        )?;
+        if let ResultSource::Recovered(_) = self.result_source {
+            f.write_str(", recovered after a manager re-execution")?;
+        }
+        f.write_str(")")
     }
 }
 

@@ -1,7 +1,7 @@
 //! The manager handle: one connection to systemd, its options, and the operations that queue a
 //! job and wait for it.
 
-use std::cell::RefCell;
+use std::cell::Ref;
 use std::time::Duration;
 
 use dbus::Message;
@@ -12,11 +12,17 @@ use crate::connect::Bus;
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, Verb};
+use crate::link::{Interrupted, Link};
 use crate::queued::{Batch, QueuedJob};
+use crate::recover::monotonic_usec;
 use crate::unit_name;
-use crate::watch::{
-    self, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME, SharedInbox, Subscription,
-};
+use crate::watch::{self, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH, Request, SYSTEMD_NAME};
+
+/// Default of [`ManagerBuilder::reexec_grace`].
+pub const DEFAULT_REEXEC_GRACE: Duration = Duration::from_millis(500);
+
+/// Default of [`ManagerBuilder::connect_timeout`]: libdbus's own default for a call.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Options of a [`Manager`], set with [`ManagerBuilder`].
 #[derive(Debug, Clone)]
@@ -25,6 +31,8 @@ pub(crate) struct Options {
     pub(crate) explain_failures: bool,
     pub(crate) check_active: Option<Duration>,
     pub(crate) allow_interactive_authorization: bool,
+    pub(crate) reexec_grace: Duration,
+    pub(crate) connect_timeout: Duration,
 }
 
 impl Default for Options {
@@ -34,6 +42,8 @@ impl Default for Options {
             explain_failures: true,
             check_active: None,
             allow_interactive_authorization: false,
+            reexec_grace: DEFAULT_REEXEC_GRACE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -122,23 +132,63 @@ impl ManagerBuilder {
         self
     }
 
+    /// How long the manager may be away while it re-executes (`daemon-reexec`, as systemd
+    /// package upgrades do) before a wait gives up with [`Error::ManagerGone`].
+    /// Default: [`DEFAULT_REEXEC_GRACE`] (500 ms), always cut to what is left of the deadline.
+    ///
+    /// On a bus it is how long `org.freedesktop.systemd1` may have no owner; systemd 252
+    /// passes the name on within a few milliseconds. On a private socket it is how long a
+    /// reset socket may refuse new connections; while the manager re-executes, the socket
+    /// keeps accepting (the new manager inherits it), so a refused socket means the manager
+    /// is gone. A manager that really died is reported this long after it died.
+    ///
+    /// Jobs survive a re-execution: the wait follows the manager to its new bus name or
+    /// connects to its socket again, checks that each awaited job still exists, and carries
+    /// on. A job that finished while no manager could tell us has its result settled from the
+    /// unit's state if that state changed after the job was queued: a start-like job (start,
+    /// restart, try-restart, reload-or-restart, reload-or-try-restart) is `done` if the unit
+    /// became active and `failed` if it failed; a stop is `done` if the unit became inactive
+    /// or failed. The outcome's [`ResultSource`](crate::ResultSource) says so. Anything else
+    /// is [`Error::OutcomeUnknown`]: no result is guessed.
+    pub fn reexec_grace(mut self, grace: Duration) -> Self {
+        self.options.reexec_grace = grace;
+        self
+    }
+
+    /// How long [`connect`](ManagerBuilder::connect) may take on a private socket
+    /// (authentication and the manager's first answer), after which it fails with
+    /// [`Error::ConnectTimeout`] naming the step. Default: [`DEFAULT_CONNECT_TIMEOUT`] (25 s).
+    /// Reconnecting after a re-execution uses what is left of the operation's deadline.
+    ///
+    /// Over a bus, libdbus registers with the bus daemon itself: its `Hello` waits up to
+    /// libdbus's 25 s, and its authentication is not bounded (a stopped bus daemon blocks it).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = timeout;
+        self
+    }
+
     /// Connects to the chosen bus.
     ///
-    /// Connecting is bounded by libdbus's own timeouts (registering with a bus daemon waits up
-    /// to its default of 25 s for a daemon that accepted the socket but does not answer); the
-    /// deadline of each operation starts when the operation does.
+    /// A private socket is bounded by [`connect_timeout`](ManagerBuilder::connect_timeout);
+    /// a bus by libdbus's own timeouts. The deadline of each operation starts when the
+    /// operation does.
     ///
     /// # Errors
-    /// [`Error::Connect`] if the bus or socket cannot be reached.
+    /// [`Error::Connect`] if the bus or socket cannot be reached, [`Error::ConnectTimeout`] if
+    /// a private socket accepts but the manager does not answer in time.
     pub fn connect(self) -> Result<Manager> {
-        let conn = self.bus.open()?;
-        Ok(Manager::new(conn, self.bus.is_direct(), self.options))
+        let conn = self
+            .bus
+            .open(&Deadline::after(self.options.connect_timeout))?;
+        let direct = self.bus.is_direct();
+        Ok(Manager::new(conn, Some(self.bus), direct, self.options))
     }
 
     /// Uses a connection the caller already has, to a bus daemon, or with `direct` set, to a
     /// manager's private socket (opened with `Channel::open_private` and not registered).
+    /// Such a handle cannot connect again if a private socket is reset.
     pub fn wrap(self, conn: Connection, direct: bool) -> Manager {
-        Manager::new(conn, direct, self.options)
+        Manager::new(conn, None, direct, self.options)
     }
 }
 
@@ -159,28 +209,17 @@ impl ManagerBuilder {
 /// # Ok::<(), systemd_jobs::Error>(())
 /// ```
 pub struct Manager {
-    conn: Connection,
-    direct: bool,
-    inbox: SharedInbox,
-    subscription: RefCell<Option<Subscription>>,
+    link: Link,
     options: Options,
 }
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manager")
-            .field("direct", &self.direct)
-            .field("subscribed", &self.subscription.borrow().is_some())
+            .field("direct", &self.link.is_direct())
+            .field("subscribed", &self.link.is_subscribed())
             .field("options", &self.options)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Manager {
-    fn drop(&mut self) {
-        if let Some(mut sub) = self.subscription.get_mut().take() {
-            sub.remove(&self.conn);
-        }
     }
 }
 
@@ -232,30 +271,28 @@ impl Manager {
         Self::builder().wrap(conn, false)
     }
 
-    fn new(conn: Connection, direct: bool, options: Options) -> Self {
+    fn new(conn: Connection, bus: Option<Bus>, direct: bool, options: Options) -> Self {
         Manager {
-            conn,
-            direct,
-            inbox: SharedInbox::default(),
-            subscription: RefCell::new(None),
+            link: Link::new(conn, bus, direct, options.reexec_grace),
             options,
         }
     }
 
-    /// The connection, e.g. for calls this crate does not make.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// The connection, e.g. for calls this crate does not make. After a private socket was
+    /// reset and connected again, this is the new connection.
+    pub fn connection(&self) -> Ref<'_, Connection> {
+        self.link.conn()
     }
 
     /// Whether this handle talks to the manager directly (private socket), not via a bus.
     pub fn is_direct(&self) -> bool {
-        self.direct
+        self.link.is_direct()
     }
 
     /// How many job paths this handle is waiting on right now (queued jobs not yet waited on
     /// or dropped). Zero between operations: nothing is kept for finished or abandoned jobs.
     pub fn pending_jobs(&self) -> usize {
-        watch::lock(&self.inbox).watched_len()
+        watch::lock(self.link.inbox()).watched_len()
     }
 
     verb_methods! {
@@ -362,7 +399,7 @@ impl Manager {
         msg.set_no_reply(true);
         match dbus::channel::Sender::send(&self.action_sender(), msg) {
             Ok(_) => {
-                self.conn.channel().flush();
+                self.link.conn().channel().flush();
                 log::debug!("deadline passed: asked systemd to cancel {job}");
             }
             Err(()) => log::debug!("deadline passed: could not send Cancel for {job}"),
@@ -385,7 +422,18 @@ impl Manager {
         if deadline.expired() {
             return Err(timeout(None));
         }
-        self.subscribe(deadline).map_err(|e| {
+        self.link.refresh(deadline).map_err(|i| match i {
+            Interrupted::DeadlinePassed => timeout(None),
+            Interrupted::ManagerGone => Error::ManagerGone {
+                unit: unit.to_owned(),
+                job: None,
+            },
+            Interrupted::Disconnected(source) => Error::Disconnected {
+                unit: unit.to_owned(),
+                source,
+            },
+        })?;
+        self.link.subscribe(deadline).map_err(|e| {
             if deadline.expired() {
                 timeout(None)
             } else {
@@ -395,6 +443,7 @@ impl Manager {
         log::debug!("calling {}({unit}, {mode})", verb.method());
         let sender = self.action_sender();
         let proxy = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &sender);
+        let queued_at_usec = monotonic_usec();
         let reply: std::result::Result<(dbus::Path<'static>,), _> =
             proxy.method_call(MANAGER_IFACE, verb.method(), (unit, mode.as_str()));
         let job = match reply {
@@ -410,30 +459,24 @@ impl Manager {
             }
         };
         log::debug!("{} for {unit} queued {job}", verb.method());
-        Ok(QueuedJob::new(self, unit, verb, job))
-    }
-
-    /// Adds the subscription on first use.
-    fn subscribe(&self, deadline: &Deadline) -> std::result::Result<(), BusError> {
-        let mut slot = self.subscription.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(Subscription::add(
-                &self.conn,
-                self.direct,
-                &self.inbox,
-                deadline,
-            )?);
-        }
-        Ok(())
+        let request = Request {
+            unit: unit.to_owned(),
+            verb,
+            queued_at_usec,
+        };
+        Ok(QueuedJob::new(self, request, job))
     }
 
     /// Sends the calls that ask systemd to act, with the options' authorization flag.
     fn action_sender(&self) -> ActionSender<'_> {
-        ActionSender::new(&self.conn, self.options.allow_interactive_authorization)
+        ActionSender::new(
+            self.link.conn(),
+            self.options.allow_interactive_authorization,
+        )
     }
 
-    pub(crate) fn inbox(&self) -> &SharedInbox {
-        &self.inbox
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
     }
 
     pub(crate) fn options(&self) -> &Options {

@@ -8,9 +8,10 @@ use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, JobResult, Verb};
+use crate::link::Interrupted;
 use crate::manager::Manager;
 use crate::unit_state::UnitReader;
-use crate::watch::{self, Interrupted, JOB_IFACE, Removed, SYSTEMD_NAME};
+use crate::watch::{self, JOB_IFACE, Request, SYSTEMD_NAME, Settled};
 
 /// Where a queued job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +42,12 @@ pub struct QueuedJob<'m> {
 }
 
 impl<'m> QueuedJob<'m> {
-    pub(crate) fn new(manager: &'m Manager, unit: &str, verb: Verb, job: Job) -> Self {
-        watch::lock(manager.inbox()).watch(job.path());
+    pub(crate) fn new(manager: &'m Manager, request: Request, job: Job) -> Self {
+        let (unit, verb) = (request.unit.clone(), request.verb);
+        watch::lock(manager.link().inbox()).watch(job.path(), request);
         QueuedJob {
             manager,
-            unit: unit.to_owned(),
+            unit,
             verb,
             job,
         }
@@ -83,26 +85,31 @@ impl<'m> QueuedJob<'m> {
     /// [`Error::Bus`] if the job object cannot be read.
     pub fn state(&self, timeout: Duration) -> Result<JobState> {
         let deadline = Deadline::after(timeout);
-        if let Err(i) = watch::drain(self.manager.connection()) {
+        let link = self.manager.link();
+        if let Err(i) = link.drain() {
             return Err(self.interrupted(i, &deadline));
         }
-        if let Some(r) = self.removed() {
-            return Ok(JobState::Finished(r.result));
+        if let Some(r) = self.finished() {
+            return Ok(r);
         }
-        let proxy = Proxy::new(
-            SYSTEMD_NAME,
-            self.job.path(),
-            deadline.call_timeout(),
-            self.manager.connection(),
-        );
-        match proxy.get::<String>(JOB_IFACE, "State") {
+        let state = {
+            let conn = link.conn();
+            let proxy = Proxy::new(
+                SYSTEMD_NAME,
+                self.job.path(),
+                deadline.call_timeout(),
+                &*conn,
+            );
+            proxy.get::<String>(JOB_IFACE, "State")
+        };
+        match state {
             Ok(s) if s == "running" => Ok(JobState::Running),
             Ok(_) => Ok(JobState::Waiting),
             Err(e) => {
                 // The job may have finished between the drain and the call.
-                let _ = watch::drain(self.manager.connection());
-                match self.removed() {
-                    Some(r) => Ok(JobState::Finished(r.result)),
+                let _ = link.drain();
+                match self.finished() {
+                    Some(r) => Ok(r),
                     None => Err(Error::from_call(&self.unit, "Get(Job.State)", e.into())),
                 }
             }
@@ -118,20 +125,27 @@ impl<'m> QueuedJob<'m> {
         self.manager.cancel(&self.job, timeout)
     }
 
-    fn removed(&self) -> Option<Removed> {
-        watch::lock(self.manager.inbox())
-            .removed(self.job.path())
+    fn settled(&self) -> Option<Settled> {
+        watch::lock(self.manager.link().inbox())
+            .settled(self.job.path())
             .cloned()
+    }
+
+    /// The job's state if it has finished.
+    fn finished(&self) -> Option<JobState> {
+        match self.settled()? {
+            Settled::Removed(r) => Some(JobState::Finished(r.result)),
+            // Gone, result unknown: wait() says so.
+            Settled::Unknown(_) => Some(JobState::Finished(JobResult::Other("unknown".into()))),
+        }
     }
 
     pub(crate) fn wait_until(self, deadline: &Deadline) -> Result<JobOutcome> {
         let path = self.job.path();
-        let waited = watch::pump_until(
-            self.manager.connection(),
-            self.manager.inbox(),
-            deadline,
-            |inbox| inbox.removed(path).is_some(),
-        );
+        let waited = self
+            .manager
+            .link()
+            .pump_until(deadline, |inbox| inbox.settled(path).is_some());
         self.finish(waited, deadline)
     }
 
@@ -144,8 +158,17 @@ impl<'m> QueuedJob<'m> {
         if let Err(i) = waited {
             return Err(self.interrupted(i, deadline));
         }
-        let Some(removed) = self.removed() else {
-            return Err(self.interrupted(Interrupted::DeadlinePassed, deadline));
+        let removed = match self.settled() {
+            Some(Settled::Removed(removed)) => removed,
+            Some(Settled::Unknown(why)) => {
+                return Err(Error::OutcomeUnknown {
+                    unit: self.unit.clone(),
+                    verb: self.verb,
+                    job: self.job.clone(),
+                    why,
+                });
+            }
+            None => return Err(self.interrupted(Interrupted::DeadlinePassed, deadline)),
         };
         log::info!(
             "{}: {} job {} finished: {}",
@@ -167,6 +190,7 @@ impl<'m> QueuedJob<'m> {
                 job,
                 result: removed.result,
                 reason,
+                result_source: removed.source,
             });
         }
         let starts = matches!(
@@ -184,6 +208,7 @@ impl<'m> QueuedJob<'m> {
             job,
             result: removed.result,
             elapsed: deadline.elapsed(),
+            result_source: removed.source,
         })
     }
 
@@ -212,7 +237,7 @@ impl<'m> QueuedJob<'m> {
 
     fn failure_reason(&self, deadline: &Deadline) -> Option<crate::unit_state::FailureReason> {
         let conn = self.manager.connection();
-        UnitReader::open(conn, &self.unit, deadline.call_timeout())
+        UnitReader::open(&conn, &self.unit, deadline.call_timeout())
             .and_then(|r| r.failure_reason())
             .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
             .ok()
@@ -223,17 +248,12 @@ impl<'m> QueuedJob<'m> {
         let settle = Deadline::after(grace.min(deadline.remaining()));
         // Keep handling messages while the unit settles; the condition never holds, so this
         // returns when the grace period ends (or the manager goes away).
-        match watch::pump_until(
-            self.manager.connection(),
-            self.manager.inbox(),
-            &settle,
-            |_| false,
-        ) {
+        match self.manager.link().pump_until(&settle, |_| false) {
             Err(Interrupted::DeadlinePassed) | Ok(()) => {}
             Err(other) => return Err(self.interrupted(other, deadline)),
         }
         let state = UnitReader::open(
-            self.manager.connection(),
+            &self.manager.connection(),
             &self.unit,
             deadline.call_timeout(),
         )
@@ -254,7 +274,7 @@ impl<'m> QueuedJob<'m> {
 
 impl Drop for QueuedJob<'_> {
     fn drop(&mut self) {
-        watch::lock(self.manager.inbox()).unwatch(self.job.path());
+        watch::lock(self.manager.link().inbox()).unwatch(self.job.path());
     }
 }
 
@@ -333,17 +353,14 @@ impl<'m> Batch<'m> {
             .filter_map(|q| q.as_ref().ok())
             .map(|q| q.job.path())
             .collect();
-        let waited = watch::pump_until(
-            self.manager.connection(),
-            self.manager.inbox(),
-            &deadline,
-            |inbox| paths.iter().all(|p| inbox.removed(p).is_some()),
-        );
+        let waited = self.manager.link().pump_until(&deadline, |inbox| {
+            paths.iter().all(|p| inbox.settled(p).is_some())
+        });
         queued
             .into_iter()
             .map(|q| {
                 let q = q?;
-                let mine = match q.removed() {
+                let mine = match q.settled() {
                     Some(_) => Ok(()),
                     None => waited.clone(),
                 };

@@ -180,6 +180,13 @@ impl fmt::Display for UnitState {
     }
 }
 
+/// A unit's state and the times of its last transitions, read to settle a lost job.
+pub(crate) struct Transitions {
+    pub(crate) state: UnitState,
+    pub(crate) active_since: u64,
+    pub(crate) inactive_since: u64,
+}
+
 /// The D-Bus interface that carries a unit type's `Result` property.
 fn result_interface(unit: &str) -> Option<&'static str> {
     Some(match unit_type(unit)? {
@@ -241,6 +248,17 @@ impl<'a> UnitReader<'a> {
             result,
             main_process,
         }))
+    }
+
+    /// The unit's state and when it last entered an active and an inactive (or failed) state
+    /// (`CLOCK_MONOTONIC` µs, 0 for never).
+    pub(crate) fn transitions(&self) -> Result<Transitions, BusError> {
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        Ok(Transitions {
+            state: self.state()?,
+            active_since: self.get(UNIT, "ActiveEnterTimestampMonotonic")?,
+            inactive_since: self.get(UNIT, "InactiveEnterTimestampMonotonic")?,
+        })
     }
 
     /// The unit's active state, sub-state and condition result.

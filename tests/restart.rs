@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use systemd_jobs::{Error, JobMode, JobResult, NameProblem, UnitResult, Verb};
+use systemd_jobs::{Error, JobMode, JobResult, NameProblem, ResultSource, UnitResult, Verb};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -39,7 +39,9 @@ fn restart_of_a_failing_oneshot_is_a_job_failed_error() {
             job,
             result,
             reason,
+            result_source,
         } => {
+            assert_eq!(*result_source, ResultSource::JobRemoved);
             assert_eq!(unit, "bad.service");
             assert_eq!(*verb, Verb::Restart);
             assert!(job.id() > 0);
@@ -84,7 +86,7 @@ fn restart_of_a_missing_unit_is_no_such_unit() {
 fn invalid_names_are_refused_before_any_bus_traffic() {
     let sd = sandbox!();
     let m = sd.manager();
-    let before = common::probe_serial(m.connection());
+    let before = common::probe_serial(&m.connection());
     let long = format!("{}.service", "a".repeat(300));
     type Expect = fn(&NameProblem) -> bool;
     let cases: Vec<(&str, Expect)> = vec![
@@ -129,7 +131,7 @@ fn invalid_names_are_refused_before_any_bus_traffic() {
             }
         }
     }
-    let after = common::probe_serial(m.connection());
+    let after = common::probe_serial(&m.connection());
     assert_eq!(
         common::sent_between(before, after),
         0,

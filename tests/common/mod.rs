@@ -336,6 +336,19 @@ pub const ONESHOT_OK: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=o
 pub const ONESHOT_FAILS: &str =
     "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'exit 3'\n";
 
+/// A oneshot whose start fails with exit status 3 after `secs` seconds.
+pub fn failing_after(secs: f64) -> String {
+    format!(
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'sleep {secs}; exit 3'\n"
+    )
+}
+
+/// A service whose stop takes 1 s.
+pub const SLOW_STOP: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\nExecStop=/bin/sleep 1\n";
+
+/// A service whose reload takes 1 s.
+pub const SLOW_RELOAD: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\nExecReload=/bin/sleep 1\n";
+
 /// A oneshot whose start takes `secs` seconds.
 pub fn slow_start(secs: f64) -> String {
     format!(

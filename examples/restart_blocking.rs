@@ -3,7 +3,7 @@
 //! Run `cargo run --example restart_blocking -- --help` for the options and exit statuses.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use systemd_jobs::{Bus, Error, JobMode, Manager, Verb, unit_name};
 
@@ -24,6 +24,8 @@ OPTIONS:
                        ignore-requirements, replace-irreversibly, triggering,
                        restart-dependencies                           [default: replace]
     --timeout SECS     deadline for the whole run, fractions allowed  [default: 90]
+                       (connecting included; over a bus, libdbus's own
+                       registration is not bounded by it)
     --user             the caller's user manager (via DBUS_SESSION_BUS_ADDRESS or
                        $XDG_RUNTIME_DIR/bus) instead of the system manager
     --address ADDR     the manager on the bus at this D-Bus address,
@@ -172,19 +174,23 @@ fn run(o: Options) -> i32 {
     if status != 0 {
         return status;
     }
+    // --timeout covers the whole run: connecting, then the jobs with what is left.
+    let started = Instant::now();
     let manager = match Manager::builder()
         .bus(bus(&o))
         .cancel_on_timeout(o.cancel_on_timeout)
         .check_active(o.check_active)
         .allow_interactive_authorization(o.ask_password)
+        .connect_timeout(o.timeout)
         .connect()
     {
         Ok(m) => m,
         Err(e) => return report(&e),
     };
+    let left = o.timeout.saturating_sub(started.elapsed());
     if o.no_block {
         for unit in &units {
-            match manager.enqueue(o.verb, unit, o.mode, o.timeout) {
+            match manager.enqueue(o.verb, unit, o.mode, left) {
                 Ok(job) => println!(
                     "{unit}: queued (job {}, {})",
                     job.job().id(),
@@ -198,7 +204,7 @@ fn run(o: Options) -> i32 {
     let batch = units.iter().fold(manager.batch().mode(o.mode), |b, u| {
         b.add(o.verb, u.as_str())
     });
-    for result in batch.run(o.timeout) {
+    for result in batch.run(left) {
         match result {
             Ok(outcome) => println!("{outcome}"),
             Err(e) => status = status.max(report(&e)),

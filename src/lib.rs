@@ -65,7 +65,9 @@
 //! # Log levels
 //! Through the [`log`] crate, target `systemd_jobs`:
 //! - `debug`: connecting, match added/removed, each method call sent, each job path received,
-//!   every `JobRemoved` seen (ours or ignored as not ours), cancel requests;
+//!   every `JobRemoved` seen (ours or ignored as not ours), cancel requests; when the manager
+//!   re-executes: its bus name changing owner, a private socket reset and reconnected, each
+//!   awaited job checked, and results recovered from a unit's state or left unknown;
 //! - `info`: the final result of each job;
 //! - nothing at `warn` or `error`: outcomes are returned to the caller, who decides.
 //!
@@ -76,7 +78,14 @@
 //!   the same unit finish first, and every requester of a merged job gets its result;
 //! - nothing blocks past the deadline; a zero timeout fails before any bus traffic, and
 //!   timeouts of many years do not overflow;
-//! - a manager that dies, or a bus that goes away, ends the wait at once with an error;
+//! - a manager that dies, or a bus that goes away, ends the wait at once with an error (a
+//!   manager after [`ManagerBuilder::reexec_grace`], 500 ms by default);
+//! - a manager that re-executes (`daemon-reexec`) or reloads mid-wait does not change the
+//!   result: the wait follows it to its new bus name or reconnects to its private socket; a
+//!   result lost in the re-execution is settled from the unit's state and marked
+//!   [`ResultSource::Recovered`], or is [`Error::OutcomeUnknown`], never guessed;
+//! - connecting to a private socket is bounded by [`ManagerBuilder::connect_timeout`]
+//!   ([`Error::ConnectTimeout`] names the step); over a bus, libdbus's registration is not;
 //! - a long-lived handle holds the same number of match rules however many operations it runs;
 //! - invalid unit names are refused before any bus traffic;
 //! - with [`ManagerBuilder::allow_interactive_authorization`], exactly the calls that queue or

@@ -24,7 +24,7 @@ use dbus::blocking::{Connection, Proxy};
 
 use crate::connect::{Bus, OpenFailure};
 use crate::deadline::Deadline;
-use crate::error::BusError;
+use crate::error::{BusError, Error};
 use crate::job::Job;
 use crate::recover;
 use crate::watch::{
@@ -40,6 +40,30 @@ pub(crate) enum Interrupted {
     DeadlinePassed,
     ManagerGone,
     Disconnected(BusError),
+}
+
+impl Interrupted {
+    /// The error an operation on `unit` (and `job`, once queued) reports for this.
+    pub(crate) fn into_error(
+        self,
+        unit: &str,
+        job: Option<Job>,
+        deadline: &Deadline,
+        direct: bool,
+    ) -> Error {
+        let unit = unit.to_owned();
+        match self {
+            Interrupted::DeadlinePassed => Error::Timeout {
+                unit,
+                job,
+                waited: deadline.elapsed(),
+            },
+            Interrupted::ManagerGone => Error::ManagerGone { unit, job },
+            // On a private socket the peer is the manager itself.
+            Interrupted::Disconnected(_) if direct => Error::ManagerGone { unit, job },
+            Interrupted::Disconnected(source) => Error::Disconnected { unit, source },
+        }
+    }
 }
 
 /// One connection to the manager, with what is needed to keep it across re-execution.

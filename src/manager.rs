@@ -12,7 +12,7 @@ use crate::connect::Bus;
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, Verb};
-use crate::link::{Interrupted, Link};
+use crate::link::Link;
 use crate::queued::{Batch, QueuedJob};
 use crate::recover::monotonic_usec;
 use crate::unit_name;
@@ -422,17 +422,9 @@ impl Manager {
         if deadline.expired() {
             return Err(timeout(None));
         }
-        self.link.refresh(deadline).map_err(|i| match i {
-            Interrupted::DeadlinePassed => timeout(None),
-            Interrupted::ManagerGone => Error::ManagerGone {
-                unit: unit.to_owned(),
-                job: None,
-            },
-            Interrupted::Disconnected(source) => Error::Disconnected {
-                unit: unit.to_owned(),
-                source,
-            },
-        })?;
+        self.link
+            .refresh(deadline)
+            .map_err(|i| i.into_error(unit, None, deadline, self.is_direct()))?;
         self.link.subscribe(deadline).map_err(|e| {
             if deadline.expired() {
                 timeout(None)

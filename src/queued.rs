@@ -213,26 +213,17 @@ impl<'m> QueuedJob<'m> {
     }
 
     fn interrupted(&self, why: Interrupted, deadline: &Deadline) -> Error {
-        let unit = self.unit.clone();
-        let job = Some(self.job.clone());
-        match why {
-            Interrupted::DeadlinePassed => {
-                if self.manager.options().cancel_on_timeout {
-                    self.manager.cancel_without_reply(&self.job);
-                }
-                Error::Timeout {
-                    unit,
-                    job,
-                    waited: deadline.elapsed(),
-                }
-            }
-            Interrupted::ManagerGone => Error::ManagerGone { unit, job },
-            // On a private socket the peer is the manager itself.
-            Interrupted::Disconnected(_) if self.manager.is_direct() => {
-                Error::ManagerGone { unit, job }
-            }
-            Interrupted::Disconnected(source) => Error::Disconnected { unit, source },
+        if let Interrupted::DeadlinePassed = why
+            && self.manager.options().cancel_on_timeout
+        {
+            self.manager.cancel_without_reply(&self.job);
         }
+        why.into_error(
+            &self.unit,
+            Some(self.job.clone()),
+            deadline,
+            self.manager.is_direct(),
+        )
     }
 
     fn failure_reason(&self, deadline: &Deadline) -> Option<crate::unit_state::FailureReason> {

@@ -62,23 +62,18 @@ fn start_through(sd: &common::Sandbox, m: &Manager, verb: &'static str, at: &[u6
     assert_eq!(sd.unit_property("slow.service", "ActiveState"), "active");
 }
 
-fn sandbox_with_slow_start() -> Option<common::Sandbox> {
-    let sd = match common::Sandbox::start() {
-        Ok(sd) => sd,
-        Err(why) => {
-            common::missing_prerequisite(&why);
-            return None;
-        }
-    };
-    sd.install(&[("slow.service", &common::slow_start(3.0))]);
-    Some(sd)
+/// A sandbox with `slow.service`, a 3 s oneshot.
+macro_rules! sandbox_with_slow_start {
+    () => {{
+        let sd = sandbox!();
+        sd.install(&[("slow.service", &common::slow_start(3.0))]);
+        sd
+    }};
 }
 
 #[test]
 fn a_reexec_during_the_wait_gives_the_real_result_over_the_bus() {
-    let Some(sd) = sandbox_with_slow_start() else {
-        return;
-    };
+    let sd = sandbox_with_slow_start!();
     let m = sd.manager();
     start_through(&sd, &m, "daemon-reexec", &[500]);
     // Still one subscription's worth of match rules, following the new owner.
@@ -91,18 +86,14 @@ fn a_reexec_during_the_wait_gives_the_real_result_over_the_bus() {
 
 #[test]
 fn two_reexecs_during_one_wait_over_the_bus() {
-    let Some(sd) = sandbox_with_slow_start() else {
-        return;
-    };
+    let sd = sandbox_with_slow_start!();
     let m = sd.manager();
     start_through(&sd, &m, "daemon-reexec", &[300, 1500]);
 }
 
 #[test]
 fn a_reexec_during_the_wait_gives_the_real_result_over_the_private_socket() {
-    let Some(sd) = sandbox_with_slow_start() else {
-        return;
-    };
+    let sd = sandbox_with_slow_start!();
     let m = private(&sd);
     start_through(&sd, &m, "daemon-reexec", &[500]);
     assert_eq!(m.pending_jobs(), 0);
@@ -112,18 +103,14 @@ fn a_reexec_during_the_wait_gives_the_real_result_over_the_private_socket() {
 
 #[test]
 fn two_reexecs_during_one_wait_over_the_private_socket() {
-    let Some(sd) = sandbox_with_slow_start() else {
-        return;
-    };
+    let sd = sandbox_with_slow_start!();
     let m = private(&sd);
     start_through(&sd, &m, "daemon-reexec", &[300, 1500]);
 }
 
 #[test]
 fn a_reload_during_the_wait_changes_nothing() {
-    let Some(sd) = sandbox_with_slow_start() else {
-        return;
-    };
+    let sd = sandbox_with_slow_start!();
     start_through(&sd, &sd.manager(), "daemon-reload", &[500]);
     start_through(&sd, &private(&sd), "daemon-reload", &[500]);
 }

@@ -244,3 +244,53 @@ fn a_lost_reload_is_an_unknown_outcome_not_a_guess() {
         other => panic!("expected OutcomeUnknown, got {other:?}"),
     }
 }
+
+#[test]
+fn cancel_on_timeout_and_the_active_check_work_across_a_reexec() {
+    let sd = sandbox!();
+    sd.install(&[
+        ("slow.service", &common::slow_start(3.0)),
+        ("endless.service", &common::slow_start(60.0)),
+    ]);
+    let bus = Bus::PrivateAddress(sd.private_address());
+    // The active check pumps the connection through a re-execution during its grace.
+    let checked = Manager::builder()
+        .bus(bus.clone())
+        .check_active(Some(Duration::from_millis(1500)))
+        .connect()
+        .unwrap();
+    let actor = manager_verb_at(&sd, "daemon-reexec", &[3500]);
+    let outcome = checked
+        .restart("slow.service", JobMode::Replace, T)
+        .unwrap();
+    actor.join().unwrap();
+    assert_eq!(outcome.result, JobResult::Done);
+    // Cancel-on-timeout reaches the job over the new connection.
+    let canceling = Manager::builder()
+        .bus(bus)
+        .cancel_on_timeout(true)
+        .connect()
+        .unwrap();
+    let actor = manager_verb_at(&sd, "daemon-reexec", &[300]);
+    let started = Instant::now();
+    let err = canceling
+        .start(
+            "endless.service",
+            JobMode::Replace,
+            Duration::from_millis(1500),
+        )
+        .unwrap_err();
+    actor.join().unwrap();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(1750));
+    common::eventually(T, || {
+        let jobs = sd.systemctl(&["list-jobs"]);
+        let text = String::from_utf8_lossy(&jobs.stdout).into_owned();
+        if text.contains("No jobs") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    assert_eq!(canceling.pending_jobs(), 0);
+}

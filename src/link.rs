@@ -105,6 +105,11 @@ impl Link {
         self.subscription.borrow().is_some()
     }
 
+    /// Whether a reset connection can be opened again: a private socket this crate opened.
+    fn can_reconnect(&self) -> bool {
+        self.direct && self.bus.is_some()
+    }
+
     /// Adds the subscription on first use.
     pub(crate) fn subscribe(&self, deadline: &Deadline) -> Result<(), BusError> {
         let mut slot = self.subscription.borrow_mut();
@@ -162,7 +167,7 @@ impl Link {
             }
             match self.process(wait) {
                 Ok(_) => {}
-                Err(Interrupted::Disconnected(e)) if self.direct && self.bus.is_some() => {
+                Err(Interrupted::Disconnected(e)) if self.can_reconnect() => {
                     log::debug!("private socket reset ({e}): connecting again");
                     self.reconnect(deadline)?;
                 }
@@ -173,9 +178,15 @@ impl Link {
 
     /// Before a call: handles what has arrived, and connects a reset private socket again
     /// (an idle handle learns of a re-execution only here).
+    ///
+    /// Does nothing where no reconnect is possible (a bus, a wrapped connection): a broken
+    /// connection there fails the call itself.
     pub(crate) fn refresh(&self, deadline: &Deadline) -> Result<(), Interrupted> {
+        if !self.can_reconnect() {
+            return Ok(());
+        }
         match self.drain() {
-            Err(Interrupted::Disconnected(e)) if self.direct && self.bus.is_some() => {
+            Err(Interrupted::Disconnected(e)) => {
                 log::debug!("private socket reset while idle ({e}): connecting again");
                 self.reconnect(deadline)
             }

@@ -25,6 +25,9 @@ pub enum JobState {
     Running,
     /// Finished with this result (not yet collected with [`QueuedJob::wait`]).
     Finished(JobResult),
+    /// Finished while the manager re-executed, and its result cannot be told;
+    /// [`QueuedJob::wait`] returns [`Error::OutcomeUnknown`] with what was seen.
+    Lost,
 }
 
 /// A job systemd has queued for us, from [`Manager::enqueue`].
@@ -135,8 +138,7 @@ impl<'m> QueuedJob<'m> {
     fn finished(&self) -> Option<JobState> {
         match self.settled()? {
             Settled::Removed(r) => Some(JobState::Finished(r.result)),
-            // Gone, result unknown: wait() says so.
-            Settled::Unknown(_) => Some(JobState::Finished(JobResult::Other("unknown".into()))),
+            Settled::Unknown(_) => Some(JobState::Lost),
         }
     }
 

@@ -23,9 +23,8 @@ OPTIONS:
     --mode MODE        job mode: replace, fail, isolate, flush, ignore-dependencies,
                        ignore-requirements, replace-irreversibly, triggering,
                        restart-dependencies                           [default: replace]
-    --timeout SECS     deadline for the whole run, fractions allowed  [default: 90]
-                       (connecting included; over a bus, libdbus's own
-                       registration is not bounded by it)
+    --timeout SECS     deadline for the whole run, connecting included,
+                       fractions allowed                              [default: 90]
     --user             the caller's user manager (via DBUS_SESSION_BUS_ADDRESS or
                        $XDG_RUNTIME_DIR/bus) instead of the system manager
     --address ADDR     the manager on the bus at this D-Bus address,

@@ -93,7 +93,8 @@ pub enum Error {
     ConnectTimeout {
         /// What we tried to reach.
         target: String,
-        /// The step that did not finish: `authentication` or `first call`.
+        /// The step that did not finish: `authentication`, `registration (Hello)`,
+        /// `subscription (AddMatch)` or `subscription (GetNameOwner)`.
         step: &'static str,
         /// How long we waited.
         waited: Duration,

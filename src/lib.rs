@@ -84,8 +84,9 @@
 //!   result: the wait follows it to its new bus name or reconnects to its private socket; a
 //!   result lost in the re-execution is settled from the unit's state and marked
 //!   [`ResultSource::Recovered`], or is [`Error::OutcomeUnknown`], never guessed;
-//! - connecting to a private socket is bounded by [`ManagerBuilder::connect_timeout`]
-//!   ([`Error::ConnectTimeout`] names the step); over a bus, libdbus's registration is not;
+//! - connecting is bounded by [`ManagerBuilder::connect_timeout`], over a bus (authentication,
+//!   `Hello`, the subscription) and to a private socket alike; [`Error::ConnectTimeout`]
+//!   names the step;
 //! - a long-lived handle holds the same number of match rules however many operations it runs;
 //! - invalid unit names are refused before any bus traffic;
 //! - with [`ManagerBuilder::allow_interactive_authorization`], exactly the calls that queue or

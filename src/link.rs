@@ -78,15 +78,48 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(conn: Connection, bus: Option<Bus>, direct: bool, grace: Duration) -> Self {
+    /// Opens `bus` and subscribes, within `deadline`. On a bus the subscription's calls go
+    /// out right behind `Hello` and cost no round trip of their own.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] or [`Error::ConnectTimeout`], naming the step.
+    pub(crate) fn connect(bus: Bus, deadline: &Deadline, grace: Duration) -> Result<Self, Error> {
+        let direct = bus.is_direct();
+        let opened = bus.open(Subscription::calls(direct), deadline)?;
+        let link = Link::wrap(opened.conn, direct, grace);
+        let sub = Subscription::from_replies(&link.conn(), direct, &link.inbox, opened.replies)
+            .map_err(|source| Error::Connect {
+                target: bus.to_string(),
+                source,
+            })?;
+        *link.subscription.borrow_mut() = Some(sub);
+        Ok(Link {
+            bus: Some(bus),
+            ..link
+        })
+    }
+
+    /// A link on a connection the caller opened; it subscribes on first use
+    /// ([`Link::subscribe`]) and cannot connect again.
+    pub(crate) fn wrap(conn: Connection, direct: bool, grace: Duration) -> Self {
         Link {
             conn: RefCell::new(conn),
-            bus,
+            bus: None,
             direct,
             inbox: SharedInbox::default(),
             subscription: RefCell::new(None),
             grace,
         }
+    }
+
+    /// Ends the subscription and hands the connection back, for a caller that keeps using
+    /// it. The bus daemon is asked to drop the match rules without waiting for its replies.
+    pub(crate) fn into_connection(self) -> Connection {
+        let conn = self.conn.into_inner();
+        if let Some(mut sub) = self.subscription.into_inner() {
+            sub.remove_without_reply(&conn);
+        }
+        conn
     }
 
     pub(crate) fn conn(&self) -> Ref<'_, Connection> {
@@ -110,7 +143,7 @@ impl Link {
         self.direct && self.bus.is_some()
     }
 
-    /// Adds the subscription on first use.
+    /// Adds the subscription on first use (only a link made with [`Link::wrap`] has none).
     pub(crate) fn subscribe(&self, deadline: &Deadline) -> Result<(), BusError> {
         let mut slot = self.subscription.borrow_mut();
         if slot.is_none() {
@@ -221,7 +254,7 @@ impl Link {
             return Err(Interrupted::ManagerGone);
         };
         let refused_until = Deadline::after(self.grace.min(deadline.remaining()));
-        let (conn, early) = loop {
+        let conn = loop {
             match bus.open_direct(deadline) {
                 Ok(opened) => break opened,
                 Err(OpenFailure::TimedOut(step)) => {
@@ -242,15 +275,9 @@ impl Link {
             sub.forget_filters();
             sub.add_filters(&conn, self.direct, &self.inbox);
         }
-        {
-            let mut inbox = watch::lock(&self.inbox);
-            for msg in &early {
-                if msg.member().as_deref() == Some("JobRemoved") {
-                    inbox.accept_job_removed(msg);
-                }
-            }
-            inbox.mark_reattached();
-        }
+        // Whatever the manager sent since is still queued on the new connection, and goes
+        // through these filters at the next dispatch.
+        watch::lock(&self.inbox).mark_reattached();
         *self.conn.borrow_mut() = conn;
         Ok(())
     }
@@ -299,14 +326,6 @@ impl Link {
             Ok(_) => Ok(true),
             Err(e) if e.name() == Some("org.freedesktop.systemd1.NoSuchJob") => Ok(false),
             Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        if let Some(mut sub) = self.subscription.get_mut().take() {
-            sub.remove(self.conn.get_mut());
         }
     }
 }

@@ -155,47 +155,58 @@ impl ManagerBuilder {
         self
     }
 
-    /// How long [`connect`](ManagerBuilder::connect) may take on a private socket
-    /// (authentication and the manager's first answer), after which it fails with
-    /// [`Error::ConnectTimeout`] naming the step. Default: [`DEFAULT_CONNECT_TIMEOUT`] (25 s).
-    /// Reconnecting after a re-execution uses what is left of the operation's deadline.
+    /// How long [`connect`](ManagerBuilder::connect) may take, after which it fails with
+    /// [`Error::ConnectTimeout`] naming the step that did not finish. Default:
+    /// [`DEFAULT_CONNECT_TIMEOUT`] (25 s). Reconnecting after a re-execution uses what is
+    /// left of the operation's deadline instead.
     ///
-    /// Over a bus, libdbus registers with the bus daemon itself: its `Hello` waits up to
-    /// libdbus's 25 s, and its authentication is not bounded (a stopped bus daemon blocks it).
+    /// It covers every step: authentication, on a bus the registration (`Hello`) and the
+    /// subscription (`AddMatch`, `GetNameOwner`), on a private socket the first message. A
+    /// stopped bus daemon or manager, or a socket nobody serves, fails here at the limit.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.options.connect_timeout = timeout;
         self
     }
 
-    /// Connects to the chosen bus.
+    /// Connects to the chosen bus and subscribes to `JobRemoved`, within
+    /// [`connect_timeout`](ManagerBuilder::connect_timeout). The deadline of each operation
+    /// starts when the operation does.
     ///
-    /// A private socket is bounded by [`connect_timeout`](ManagerBuilder::connect_timeout);
-    /// a bus by libdbus's own timeouts. The deadline of each operation starts when the
-    /// operation does.
+    /// On a bus, the registration and the subscription's calls go out together and the bus
+    /// daemon answers them in one go: a fresh handle's first operation costs the same as a
+    /// later one. If nobody owns `org.freedesktop.systemd1` yet, connecting still succeeds and
+    /// the first job call reports [`Error::ManagerUnavailable`].
     ///
     /// # Errors
-    /// [`Error::Connect`] if the bus or socket cannot be reached, [`Error::ConnectTimeout`] if
-    /// a private socket accepts but the manager does not answer in time.
+    /// [`Error::Connect`] if the bus or socket cannot be reached or the bus daemon refuses a
+    /// match rule, [`Error::ConnectTimeout`] if the peer does not answer in time.
     pub fn connect(self) -> Result<Manager> {
-        let conn = self
-            .bus
-            .open(&Deadline::after(self.options.connect_timeout))?;
-        let direct = self.bus.is_direct();
-        Ok(Manager::new(conn, Some(self.bus), direct, self.options))
+        let deadline = Deadline::after(self.options.connect_timeout);
+        let link = Link::connect(self.bus, &deadline, self.options.reexec_grace)?;
+        Ok(Manager {
+            link,
+            options: self.options,
+        })
     }
 
     /// Uses a connection the caller already has, to a bus daemon, or with `direct` set, to a
     /// manager's private socket (opened with `Channel::open_private` and not registered).
-    /// Such a handle cannot connect again if a private socket is reset.
+    /// Such a handle subscribes to `JobRemoved` at its first job (one call at a time, each
+    /// waiting for its reply), and cannot connect again if a private socket is reset. Get
+    /// the connection back with [`Manager::into_connection`].
     pub fn wrap(self, conn: Connection, direct: bool) -> Manager {
-        Manager::new(conn, None, direct, self.options)
+        Manager {
+            link: Link::wrap(conn, direct, self.options.reexec_grace),
+            options: self.options,
+        }
     }
 }
 
 /// A handle on one systemd manager: queue jobs and wait for their results.
 ///
-/// A handle keeps one connection and, from its first job on, one `JobRemoved` match, which it
-/// removes when dropped; each operation then costs one method call. It is `Send` but not
+/// A handle keeps one connection and one `JobRemoved` subscription (on a bus, two match
+/// rules, added while connecting); each operation costs one method call. Dropping the handle
+/// closes the connection, which ends the subscription without a call of its own. It is `Send` but not
 /// `Sync`: use it from one thread at a time, and give each thread its own handle to run jobs in
 /// parallel.
 ///
@@ -271,17 +282,21 @@ impl Manager {
         Self::builder().wrap(conn, false)
     }
 
-    fn new(conn: Connection, bus: Option<Bus>, direct: bool, options: Options) -> Self {
-        Manager {
-            link: Link::new(conn, bus, direct, options.reexec_grace),
-            options,
-        }
-    }
-
     /// The connection, e.g. for calls this crate does not make. After a private socket was
     /// reset and connected again, this is the new connection.
     pub fn connection(&self) -> Ref<'_, Connection> {
         self.link.conn()
+    }
+
+    /// Ends the handle and hands its connection back, for a caller that keeps using it (a
+    /// connection given to [`ManagerBuilder::wrap`], say). The handle's match rules are
+    /// removed: the bus daemon is asked without waiting for its replies, and handles that
+    /// before anything sent later on the connection. Jobs still queued keep running in
+    /// systemd; nothing waits for them.
+    ///
+    /// Dropping the handle instead closes the connection, which drops its rules with it.
+    pub fn into_connection(self) -> Connection {
+        self.link.into_connection()
     }
 
     /// Whether this handle talks to the manager directly (private socket), not via a bus.
@@ -315,8 +330,8 @@ impl Manager {
     }
 
     /// Queues a `verb` job for `unit` and waits until systemd reports that job's result, or
-    /// `timeout` passes. The timeout covers everything: adding the match on first use, the
-    /// method call, and the wait.
+    /// `timeout` passes. The timeout covers everything: on a handle made with
+    /// [`ManagerBuilder::wrap`], adding the match on first use; the method call; the wait.
     ///
     /// # Errors
     /// - [`Error::InvalidUnitName`] before any bus traffic;

@@ -2,8 +2,8 @@
 //! we wait on.
 //!
 //! One [`Subscription`] serves every operation of a [`Manager`](crate::Manager): it is added
-//! before the first job is queued and removed when the manager is dropped, so an operation
-//! sends only its method call. Results are keyed by job *path*; a `JobRemoved` for a path no
+//! while connecting (on a wrapped connection, before the first job), and it ends when the
+//! connection closes or is handed back, so an operation sends only its method call. Results are keyed by job *path*; a `JobRemoved` for a path no
 //! caller waits on (another client's job, even on the same unit) is dropped.
 //!
 //! On a bus, the inbox also follows who owns `org.freedesktop.systemd1`: a `JobRemoved` counts
@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use dbus::Message;
-use dbus::blocking::{Connection, Proxy};
+use dbus::blocking::Connection;
 use dbus::channel::{MatchingReceiver, Token};
 use dbus::message::MatchRule;
 
+use crate::connect::Call;
 use crate::deadline::Deadline;
 use crate::error::BusError;
 use crate::job::{JobResult, ResultSource, Verb};
@@ -230,20 +231,11 @@ fn owner_rules() -> (MatchRule<'static>, String) {
     (rule, bus_rule)
 }
 
-/// A proxy on the bus daemon itself, for `GetNameOwner`, `AddMatch` and `RemoveMatch`.
-fn bus_daemon(conn: &Connection, timeout: Duration) -> Proxy<'static, &Connection> {
-    Proxy::new(BUS_NAME, "/org/freedesktop/DBus", timeout, conn)
-}
-
-/// The unique bus name of systemd's manager (`GetNameOwner`).
-fn manager_unique_name(conn: &Connection, deadline: &Deadline) -> Result<String, BusError> {
-    let (owner,): (String,) = bus_daemon(conn, deadline.call_timeout()).method_call(
-        BUS_NAME,
-        "GetNameOwner",
-        (SYSTEMD_NAME,),
-    )?;
-    log::debug!("{SYSTEMD_NAME} is {owner}");
-    Ok(owner)
+/// A call to the bus daemon itself.
+fn bus_call(member: &str, arg: &str) -> Message {
+    Message::new_method_call(BUS_NAME, "/org/freedesktop/DBus", BUS_NAME, member)
+        .expect("valid bus daemon call")
+        .append1(arg)
 }
 
 /// The match rules and local filters a manager handle holds while it lives.
@@ -253,38 +245,96 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
-    /// Adds the `JobRemoved` match (and, on a bus, a match for changes of systemd's bus name)
-    /// with callbacks that record into `inbox`.
+    /// The calls that set up the subscription: on a bus, `AddMatch` for `JobRemoved` and for
+    /// changes of systemd's bus name, then `GetNameOwner` (asked after the owner rule is in
+    /// force, so no change of owner can fall between the answer and the rule). On a direct
+    /// connection there is no bus daemon to ask: the manager sends its signals to us anyway.
     ///
-    /// On a bus this is `add_match` done in its two halves, `AddMatch` through a proxy whose
-    /// timeout is what is left of `deadline` (the crate's `add_match` always waits up to 5 s)
-    /// and `start_receive` for the callback. On a direct connection there is no bus daemon to
-    /// ask: the manager sends its signals to us anyway, and only the local filter is added.
+    /// The bus daemon handles a connection's messages in order, so these may go out together
+    /// (right behind `Hello` on a new connection, see [`crate::connect`]): the rules are in
+    /// force before any job call sent after them is routed.
+    pub(crate) fn calls(direct: bool) -> Vec<Call> {
+        if direct {
+            return Vec::new();
+        }
+        vec![
+            Call {
+                message: bus_call("AddMatch", &job_removed_rules().1),
+                step: "subscription (AddMatch)",
+                await_reply: true,
+            },
+            Call {
+                message: bus_call("AddMatch", &owner_rules().1),
+                step: "subscription (AddMatch)",
+                await_reply: true,
+            },
+            Call {
+                message: bus_call("GetNameOwner", SYSTEMD_NAME),
+                step: "subscription (GetNameOwner)",
+                await_reply: true,
+            },
+        ]
+    }
+
+    /// Makes the subscription from the replies to [`Subscription::calls`], in their order,
+    /// and adds the local filters that record into `inbox`.
+    ///
+    /// # Errors
+    /// The bus daemon's error if it refused a match rule (e.g. its per-connection limit).
+    /// systemd's name having no owner is not an error: a job call then says so.
+    pub(crate) fn from_replies(
+        conn: &Connection,
+        direct: bool,
+        inbox: &SharedInbox,
+        mut replies: Vec<Result<Message, dbus::Error>>,
+    ) -> Result<Self, BusError> {
+        let mut sub = Subscription {
+            tokens: Vec::new(),
+            bus_rules: Vec::new(),
+        };
+        lock(inbox).direct = direct;
+        if !direct {
+            let owner_reply = replies.pop().ok_or_else(|| {
+                BusError::new(
+                    "org.freedesktop.DBus.Error.Failed",
+                    "no reply to GetNameOwner",
+                )
+            })?;
+            for reply in replies {
+                reply?;
+            }
+            sub.bus_rules = vec![job_removed_rules().1, owner_rules().1];
+            let owner = match owner_reply {
+                Ok(reply) => Some(reply.read1::<String>().map_err(dbus::Error::from)?),
+                Err(e) if e.name() == Some("org.freedesktop.DBus.Error.NameHasNoOwner") => None,
+                Err(e) => return Err(e.into()),
+            };
+            log::debug!("subscribed; {SYSTEMD_NAME} is {owner:?}");
+            lock(inbox).owner = owner;
+        }
+        sub.add_filters(conn, direct, inbox);
+        Ok(sub)
+    }
+
+    /// Sets up the subscription on a connection that is already open (one the caller gave
+    /// us): the same calls, each waiting for its reply within `deadline`.
+    ///
+    /// # Errors
+    /// What the bus daemon said, or a timeout at the deadline.
     pub(crate) fn add(
         conn: &Connection,
         direct: bool,
         inbox: &SharedInbox,
         deadline: &Deadline,
     ) -> Result<Self, BusError> {
-        let mut sub = Subscription {
-            tokens: Vec::new(),
-            bus_rules: Vec::new(),
-        };
-        {
-            let mut inbox = lock(inbox);
-            inbox.direct = direct;
-            if !direct {
-                inbox.owner = Some(manager_unique_name(conn, deadline)?);
-            }
-        }
-        if !direct {
-            for bus_rule in [job_removed_rules().1, owner_rules().1] {
-                sub.add_bus_rule(conn, bus_rule, deadline)
-                    .inspect_err(|_| sub.remove(conn))?;
-            }
-        }
-        sub.add_filters(conn, direct, inbox);
-        Ok(sub)
+        let replies = Self::calls(direct)
+            .into_iter()
+            .map(|call| {
+                conn.channel()
+                    .send_with_reply_and_block(call.message, deadline.call_timeout())
+            })
+            .collect();
+        Self::from_replies(conn, direct, inbox, replies)
     }
 
     /// Adds the local filters (message callbacks) on `conn`; also used on the new connection
@@ -319,34 +369,20 @@ impl Subscription {
         self.tokens.clear();
     }
 
-    fn add_bus_rule(
-        &mut self,
-        conn: &Connection,
-        rule: String,
-        deadline: &Deadline,
-    ) -> Result<(), BusError> {
-        bus_daemon(conn, deadline.call_timeout()).method_call::<(), _, _, _>(
-            BUS_NAME,
-            "AddMatch",
-            (&rule,),
-        )?;
-        log::debug!("match added: {rule}");
-        self.bus_rules.push(rule);
-        Ok(())
-    }
-
-    /// Removes the local filters and the bus-side rules. A failing `RemoveMatch` (bus gone)
-    /// is only logged: the daemon drops a client's rules when it disconnects anyway.
-    pub(crate) fn remove(&mut self, conn: &Connection) {
+    /// Removes the local filters and asks the bus daemon to drop the rules, without waiting
+    /// for its replies: it handles them before anything sent later on this connection.
+    /// (A connection that is about to close needs none of this: the daemon drops a client's
+    /// rules when it disconnects.)
+    pub(crate) fn remove_without_reply(&mut self, conn: &Connection) {
         for token in self.tokens.drain(..) {
             conn.stop_receive(token);
         }
-        let proxy = bus_daemon(conn, Duration::from_secs(1));
         for rule in self.bus_rules.drain(..) {
-            match proxy.method_call::<(), _, _, _>(BUS_NAME, "RemoveMatch", (&rule,)) {
-                Ok(()) => log::debug!("match removed: {rule}"),
-                Err(e) => log::debug!("RemoveMatch failed (bus gone?): {}", BusError::from(e)),
+            match conn.channel().send(bus_call("RemoveMatch", &rule)) {
+                Ok(_) => log::debug!("match removed: {rule}"),
+                Err(()) => log::debug!("RemoveMatch could not be queued: {rule}"),
             }
         }
+        conn.channel().flush();
     }
 }

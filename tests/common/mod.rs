@@ -399,8 +399,13 @@ pub fn example_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            // Built with the profile of the calling binary (benchmarks time the release one).
+            let mut args = vec!["build", "--quiet", "--example", "restart_blocking"];
+            if !cfg!(debug_assertions) {
+                args.push("--release");
+            }
             let st = Command::new(cargo)
-                .args(["build", "--quiet", "--example", "restart_blocking"])
+                .args(args)
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("run cargo build --example restart_blocking");

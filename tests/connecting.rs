@@ -180,28 +180,39 @@ fn a_thousand_fresh_private_connections_are_all_answered() {
     let sd = sandbox!();
     let mut times = Vec::with_capacity(1000);
     for i in 0..1000 {
-        let (result, took) = connect_within(
-            Bus::PrivateAddress(sd.private_address()),
+        let started = Instant::now();
+        let m = Manager::builder()
+            .bus(Bus::PrivateAddress(sd.private_address()))
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .unwrap_or_else(|e| panic!("connection {i} failed: {e}"));
+        // Connecting ends once the first message is written; the manager answering a call
+        // is what counts.
+        let conn = m.connection();
+        let p = dbus::blocking::Proxy::new(
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
             Duration::from_secs(5),
+            &*conn,
         );
-        if let Err(e) = result {
-            panic!("connection {i} failed after {took:?}: {e}");
+        if let Err(e) = p.method_call::<(), _, _, _>("org.freedesktop.DBus.Peer", "Ping", ()) {
+            panic!(
+                "connection {i} not answered after {:?}: {e}",
+                started.elapsed()
+            );
         }
-        times.push(took);
+        times.push(started.elapsed());
     }
     times.sort();
     let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
     // Reported, not asserted: a timed test says nothing about speed (see the benchmark).
     eprintln!(
-        "1000 fresh private connections: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        "1000 fresh private connections, connect + first answer: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
         p(0.5),
         p(0.9),
         p(0.99),
         times[999]
     );
-    // Each was answered: before the padded first message, about two in three waited for
-    // a retry and some were never answered.
-    assert!(times[999] < Duration::from_secs(5));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::dependency::FailedDependency;
 use crate::job::{Job, JobResult, ResultSource, Verb};
 use crate::unit_name::NameProblem;
 use crate::unit_state::{FailureReason, UnitState};
@@ -178,7 +179,7 @@ pub enum Error {
     },
 
     /// The job finished with a result other than `done` or `skipped`.
-    #[error("{unit}: {verb} job {} finished with result '{result}'{}", job.id(), reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    #[error("{unit}: {verb} job {} finished with result '{result}'{}", job.id(), failure_detail(reason.as_ref(), dependencies))]
     JobFailed {
         /// The unit of the job.
         unit: String,
@@ -190,6 +191,10 @@ pub enum Error {
         result: JobResult,
         /// Why the unit failed, read from the unit after a `failed` result, when available.
         reason: Option<FailureReason>,
+        /// After a `dependency` result: the dependencies that failed on their own account,
+        /// however deep below the unit (see [`FailedDependency`]). Empty for other results,
+        /// or when none could be found before the deadline.
+        dependencies: Box<[FailedDependency]>,
         /// How the result became known (nearly always `JobRemoved`).
         result_source: ResultSource,
     },
@@ -388,6 +393,16 @@ impl Error {
     }
 }
 
+/// The part of [`Error::JobFailed`]'s message after the result.
+fn failure_detail(reason: Option<&FailureReason>, dependencies: &[FailedDependency]) -> String {
+    let mut detail = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    if !dependencies.is_empty() {
+        let list: Vec<String> = dependencies.iter().map(ToString::to_string).collect();
+        detail.push_str(&format!(": dependency failed: {}", list.join("; ")));
+    }
+    detail
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -400,7 +415,7 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
         assert_send_sync::<Error>();
         assert!(
-            std::mem::size_of::<Error>() <= 136,
+            std::mem::size_of::<Error>() <= 128,
             "Error is {} bytes",
             std::mem::size_of::<Error>()
         );

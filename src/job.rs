@@ -246,36 +246,36 @@ impl FromStr for JobResult {
     }
 }
 
-/// A job as systemd identifies it: its numeric id and its object path.
+/// A job as systemd identifies it: its numeric id and its object path
+/// (`/org/freedesktop/systemd1/job/ID`; the id is read from the path).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Job {
-    id: u32,
-    path: String,
+    path: Box<str>,
 }
 
 impl Job {
     /// Builds a job from its object path; the id is the path's last element
     /// (`/org/freedesktop/systemd1/job/42` → 42, 0 if the path has no number).
     pub fn from_path(path: impl Into<String>) -> Self {
-        let path = path.into();
-        let id = path
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Job { id, path }
+        Job {
+            path: path.into().into_boxed_str(),
+        }
     }
 
+    /// A job systemd named by id and path; systemd's job paths end in the id.
     pub(crate) fn new(id: u32, path: &str) -> Self {
-        Job {
-            id,
-            path: path.to_owned(),
-        }
+        let job = Job::from_path(path);
+        debug_assert_eq!(job.id(), id, "{path}");
+        job
     }
 
     /// The job id, as `systemctl list-jobs` shows it.
     pub fn id(&self) -> u32 {
-        self.id
+        self.path
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The job's D-Bus object path, e.g. `/org/freedesktop/systemd1/job/42`.
@@ -286,7 +286,26 @@ impl Job {
 
 impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job {} ({})", self.id, self.path)
+        write!(f, "job {} ({})", self.id(), self.path)
+    }
+}
+
+/// Another job systemd queued in the same transaction as the one asked for, e.g. a start of a
+/// unit the asked-for unit `Requires=` (the jobs `systemctl --show-transaction` lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransactionJob {
+    /// The job.
+    pub job: Job,
+    /// Its unit.
+    pub unit: String,
+    /// systemd's job type: `start`, `stop`, `restart`, `verify-active`, ...
+    pub job_type: String,
+}
+
+impl fmt::Display for TransactionJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} (job {})", self.job_type, self.unit, self.job.id())
     }
 }
 
@@ -334,6 +353,9 @@ pub struct JobOutcome {
     pub elapsed: Duration,
     /// How the result became known: nearly always [`ResultSource::JobRemoved`].
     pub result_source: ResultSource,
+    /// The other jobs systemd queued in the same transaction (empty where the manager cannot
+    /// list them, see [`ManagerBuilder::per_verb_methods`](crate::ManagerBuilder::per_verb_methods)).
+    pub transaction: Vec<TransactionJob>,
 }
 
 impl fmt::Display for JobOutcome {

@@ -97,6 +97,7 @@
 mod authorization;
 mod connect;
 mod deadline;
+mod dependency;
 mod error;
 mod job;
 mod link;
@@ -108,8 +109,9 @@ mod unit_state;
 mod watch;
 
 pub use connect::Bus;
+pub use dependency::FailedDependency;
 pub use error::{BusError, Error, Result};
-pub use job::{Job, JobMode, JobOutcome, JobResult, ResultSource, Verb};
+pub use job::{Job, JobMode, JobOutcome, JobResult, ResultSource, TransactionJob, Verb};
 pub use manager::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REEXEC_GRACE, Manager, ManagerBuilder};
 pub use queued::{Batch, JobState, QueuedJob};
 pub use unit_name::NameProblem;

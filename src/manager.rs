@@ -1,7 +1,7 @@
 //! The manager handle: one connection to systemd, its options, and the operations that queue a
 //! job and wait for it.
 
-use std::cell::Ref;
+use std::cell::{Cell, Ref};
 use std::time::Duration;
 
 use dbus::Message;
@@ -11,7 +11,7 @@ use crate::authorization::ActionSender;
 use crate::connect::Bus;
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
-use crate::job::{Job, JobMode, JobOutcome, Verb};
+use crate::job::{Job, JobMode, JobOutcome, TransactionJob, Verb};
 use crate::link::Link;
 use crate::queued::{Batch, QueuedJob};
 use crate::recover::monotonic_usec;
@@ -33,6 +33,7 @@ pub(crate) struct Options {
     pub(crate) allow_interactive_authorization: bool,
     pub(crate) reexec_grace: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) per_verb_methods: bool,
 }
 
 impl Default for Options {
@@ -44,6 +45,7 @@ impl Default for Options {
             allow_interactive_authorization: false,
             reexec_grace: DEFAULT_REEXEC_GRACE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            per_verb_methods: false,
         }
     }
 }
@@ -168,6 +170,22 @@ impl ManagerBuilder {
         self
     }
 
+    /// Queue jobs with the verbs' own methods (`RestartUnit`, ...) instead of
+    /// `EnqueueUnitJob`. Default: `false`.
+    ///
+    /// `EnqueueUnitJob` (systemd 243 and later) queues the same job with the same one call and
+    /// also lists the other jobs of the transaction: [`JobOutcome::transaction`](crate::JobOutcome::transaction),
+    /// and the results that explain a `dependency` failure exactly
+    /// ([`Error::JobFailed`]'s `dependencies`). A manager without it answers `UnknownMethod`
+    /// once; the handle then uses the per-verb methods for good. With them, transactions are
+    /// not listed, and a `dependency` failure is explained from the states of the units the
+    /// unit requires (`Requires=`, `Requisite=`, `BindsTo=`, followed down): a dependency
+    /// that failed is found, one whose job timed out is not.
+    pub fn per_verb_methods(mut self, per_verb: bool) -> Self {
+        self.options.per_verb_methods = per_verb;
+        self
+    }
+
     /// Connects to the chosen bus and subscribes to `JobRemoved`, within
     /// [`connect_timeout`](ManagerBuilder::connect_timeout). The deadline of each operation
     /// starts when the operation does.
@@ -186,6 +204,7 @@ impl ManagerBuilder {
         Ok(Manager {
             link,
             options: self.options,
+            no_enqueue_unit_job: Cell::new(false),
         })
     }
 
@@ -198,6 +217,7 @@ impl ManagerBuilder {
         Manager {
             link: Link::wrap(conn, direct, self.options.reexec_grace),
             options: self.options,
+            no_enqueue_unit_job: Cell::new(false),
         }
     }
 }
@@ -222,6 +242,8 @@ impl ManagerBuilder {
 pub struct Manager {
     link: Link,
     options: Options,
+    /// Set once the manager answered `EnqueueUnitJob` with `UnknownMethod`.
+    no_enqueue_unit_job: Cell<bool>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -451,27 +473,87 @@ impl Manager {
         let sender = self.action_sender();
         let proxy = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &sender);
         let queued_at_usec = monotonic_usec();
-        let reply: std::result::Result<(dbus::Path<'static>,), _> =
-            proxy.method_call(MANAGER_IFACE, verb.method(), (unit, mode.as_str()));
-        let job = match reply {
-            Ok((path,)) => Job::from_path(path.to_string()),
-            Err(e) => {
-                let e = BusError::from(e);
-                log::debug!("{}({unit}) failed: {e}", verb.method());
+        let (job, transaction) = match self.queue_job(&proxy, verb, unit, mode) {
+            Ok(queued) => queued,
+            Err((call, e)) => {
+                log::debug!("{call}({unit}) failed: {e}");
                 return Err(if deadline.expired() {
                     timeout(None)
                 } else {
-                    Error::from_job_call(unit, verb, verb.method(), e)
+                    Error::from_job_call(unit, verb, call, e)
                 });
             }
         };
-        log::debug!("{} for {unit} queued {job}", verb.method());
+        log::debug!(
+            "{verb} {unit} queued {job}, with {} other jobs",
+            transaction.len()
+        );
         let request = Request {
             unit: unit.to_owned(),
             verb,
             queued_at_usec,
         };
-        Ok(QueuedJob::new(self, request, job))
+        Ok(QueuedJob::new(self, request, job, transaction))
+    }
+
+    /// The one method call that queues the job: `EnqueueUnitJob`, which also lists the other
+    /// jobs of the transaction, or the verb's own method where the manager lacks it (or the
+    /// builder asks for it). Errors name the call.
+    fn queue_job(
+        &self,
+        proxy: &Proxy<'_, &ActionSender<'_>>,
+        verb: Verb,
+        unit: &str,
+        mode: JobMode,
+    ) -> std::result::Result<(Job, Vec<TransactionJob>), (&'static str, BusError)> {
+        type Affected = Vec<(
+            u32,
+            dbus::Path<'static>,
+            String,
+            dbus::Path<'static>,
+            String,
+        )>;
+        type Enqueued = (
+            u32,
+            dbus::Path<'static>,
+            String,
+            dbus::Path<'static>,
+            String,
+            Affected,
+        );
+        if !self.options.per_verb_methods && !self.no_enqueue_unit_job.get() {
+            let reply: std::result::Result<Enqueued, _> = proxy.method_call(
+                MANAGER_IFACE,
+                "EnqueueUnitJob",
+                (unit, verb.as_str(), mode.as_str()),
+            );
+            match reply {
+                Ok((id, path, _, _, _, affected)) => {
+                    let transaction = affected
+                        .into_iter()
+                        .map(|(id, path, unit, _, job_type)| TransactionJob {
+                            job: Job::new(id, &path),
+                            unit,
+                            job_type,
+                        })
+                        .collect();
+                    return Ok((Job::new(id, &path), transaction));
+                }
+                Err(e) if e.name() == Some("org.freedesktop.DBus.Error.UnknownMethod") => {
+                    log::debug!("no EnqueueUnitJob here ({e:?}): using the per-verb methods");
+                    self.no_enqueue_unit_job.set(true);
+                }
+                Err(e) => return Err(("EnqueueUnitJob", e.into())),
+            }
+        }
+        proxy
+            .method_call::<(dbus::Path<'static>,), _, _, _>(
+                MANAGER_IFACE,
+                verb.method(),
+                (unit, mode.as_str()),
+            )
+            .map(|(path,)| (Job::from_path(path.to_string()), Vec::new()))
+            .map_err(|e| (verb.method(), e.into()))
     }
 
     /// Sends the calls that ask systemd to act, with the options' authorization flag.

@@ -6,8 +6,9 @@ use dbus::blocking::Proxy;
 use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 
 use crate::deadline::Deadline;
+use crate::dependency::{self, FailedDependency};
 use crate::error::{Error, Result};
-use crate::job::{Job, JobMode, JobOutcome, JobResult, Verb};
+use crate::job::{Job, JobMode, JobOutcome, JobResult, TransactionJob, Verb};
 use crate::link::Interrupted;
 use crate::manager::Manager;
 use crate::unit_state::UnitReader;
@@ -42,17 +43,30 @@ pub struct QueuedJob<'m> {
     unit: String,
     verb: Verb,
     job: Job,
+    transaction: Vec<TransactionJob>,
 }
 
 impl<'m> QueuedJob<'m> {
-    pub(crate) fn new(manager: &'m Manager, request: Request, job: Job) -> Self {
+    pub(crate) fn new(
+        manager: &'m Manager,
+        request: Request,
+        job: Job,
+        transaction: Vec<TransactionJob>,
+    ) -> Self {
         let (unit, verb) = (request.unit.clone(), request.verb);
-        watch::lock(manager.link().inbox()).watch(job.path(), request);
+        {
+            let mut inbox = watch::lock(manager.link().inbox());
+            inbox.watch(job.path(), request);
+            for other in &transaction {
+                inbox.watch_companion(other.job.path());
+            }
+        }
         QueuedJob {
             manager,
             unit,
             verb,
             job,
+            transaction,
         }
     }
 
@@ -69,6 +83,13 @@ impl<'m> QueuedJob<'m> {
     /// The verb that queued it.
     pub fn verb(&self) -> Verb {
         self.verb
+    }
+
+    /// The other jobs systemd queued in the same transaction, e.g. starts of the units this
+    /// one requires (empty where the manager cannot list them, see
+    /// [`ManagerBuilder::per_verb_methods`](crate::ManagerBuilder::per_verb_methods)).
+    pub fn transaction(&self) -> &[TransactionJob] {
+        &self.transaction
     }
 
     /// Waits up to `timeout` for the job's result. The outcome's `elapsed` counts from this
@@ -186,12 +207,17 @@ impl<'m> QueuedJob<'m> {
                 JobResult::Failed if options.explain_failures => self.failure_reason(deadline),
                 _ => None,
             };
+            let dependencies = match removed.result {
+                JobResult::Dependency => self.failed_dependencies(deadline).into(),
+                _ => Box::default(),
+            };
             return Err(Error::JobFailed {
                 unit: removed.unit,
                 verb: self.verb,
                 job,
                 result: removed.result,
                 reason,
+                dependencies,
                 result_source: removed.source,
             });
         }
@@ -211,6 +237,7 @@ impl<'m> QueuedJob<'m> {
             result: removed.result,
             elapsed: deadline.elapsed(),
             result_source: removed.source,
+            transaction: self.transaction.clone(),
         })
     }
 
@@ -235,6 +262,23 @@ impl<'m> QueuedJob<'m> {
             .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
             .ok()
             .flatten()
+    }
+
+    fn failed_dependencies(&self, deadline: &Deadline) -> Vec<FailedDependency> {
+        let inbox = self.manager.link().inbox();
+        let cx = dependency::Context {
+            unit: &self.unit,
+            transaction: &self.transaction,
+            read_reasons: self.manager.options().explain_failures,
+            deadline,
+        };
+        let found = dependency::explain(&self.manager.connection(), &cx, |path| {
+            watch::lock(inbox).result_of(path)
+        });
+        if found.is_empty() {
+            log::debug!("{}: no failed dependency found", self.unit);
+        }
+        found
     }
 
     fn check_active(&self, grace: Duration, deadline: &Deadline, job: &Job) -> Result<()> {
@@ -267,7 +311,11 @@ impl<'m> QueuedJob<'m> {
 
 impl Drop for QueuedJob<'_> {
     fn drop(&mut self) {
-        watch::lock(self.manager.link().inbox()).unwatch(self.job.path());
+        let mut inbox = watch::lock(self.manager.link().inbox());
+        inbox.unwatch(self.job.path());
+        for other in &self.transaction {
+            inbox.unwatch(other.job.path());
+        }
     }
 }
 

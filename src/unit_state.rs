@@ -261,6 +261,22 @@ impl<'a> UnitReader<'a> {
         })
     }
 
+    /// `ActiveState` alone.
+    pub(crate) fn active_state(&self) -> Result<String, BusError> {
+        self.get("org.freedesktop.systemd1.Unit", "ActiveState")
+    }
+
+    /// The units this one needs to start: `Requires=`, `Requisite=` and `BindsTo=`, the
+    /// dependencies whose failure fails its start job with `dependency`.
+    pub(crate) fn requirements(&self) -> Result<Vec<String>, BusError> {
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        let mut all = Vec::new();
+        for property in ["Requires", "Requisite", "BindsTo"] {
+            all.extend(self.get::<Vec<String>>(UNIT, property)?);
+        }
+        Ok(all)
+    }
+
     /// The unit's active state, sub-state and condition result.
     pub(crate) fn state(&self) -> Result<UnitState, BusError> {
         const UNIT: &str = "org.freedesktop.systemd1.Unit";

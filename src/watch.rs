@@ -63,7 +63,9 @@ struct Watch {
     /// How many [`QueuedJob`](crate::QueuedJob)s wait on this path (systemd may merge requests
     /// into one job, and every requester gets its result).
     waiters: usize,
-    request: Request,
+    /// What was asked for; `None` for another job of the same transaction, watched only to
+    /// learn its result (see [`crate::dependency`]).
+    request: Option<Request>,
     settled: Option<Settled>,
 }
 
@@ -84,14 +86,30 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     pub(crate) fn watch(&mut self, path: &str, request: Request) {
-        self.watched
-            .entry(path.to_owned())
-            .or_insert(Watch {
-                waiters: 0,
-                request,
-                settled: None,
-            })
-            .waiters += 1;
+        let w = self.entry(path);
+        w.waiters += 1;
+        w.request.get_or_insert(request);
+    }
+
+    /// Records the result of another job of our transaction when its `JobRemoved` comes.
+    pub(crate) fn watch_companion(&mut self, path: &str) {
+        self.entry(path).waiters += 1;
+    }
+
+    fn entry(&mut self, path: &str) -> &mut Watch {
+        self.watched.entry(path.to_owned()).or_insert(Watch {
+            waiters: 0,
+            request: None,
+            settled: None,
+        })
+    }
+
+    /// The result `JobRemoved` reported for `path`, if it came.
+    pub(crate) fn result_of(&self, path: &str) -> Option<JobResult> {
+        match self.settled(path)? {
+            Settled::Removed(r) => Some(r.result.clone()),
+            Settled::Unknown(_) => None,
+        }
     }
 
     pub(crate) fn unwatch(&mut self, path: &str) {
@@ -112,12 +130,12 @@ impl Inbox {
         self.watched.len()
     }
 
-    /// The jobs not settled yet, with what was asked for each.
+    /// The jobs asked for and not settled yet, with what was asked for each.
     pub(crate) fn unsettled(&self) -> Vec<(String, Request)> {
         self.watched
             .iter()
             .filter(|(_, w)| w.settled.is_none())
-            .map(|(p, w)| (p.clone(), w.request.clone()))
+            .filter_map(|(p, w)| Some((p.clone(), w.request.clone()?)))
             .collect()
     }
 

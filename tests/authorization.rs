@@ -32,9 +32,14 @@ fn calls_of(calls: &[SeenCall], sender: &str) -> Vec<SeenCall> {
 
 /// The calls that ask systemd to act, as opposed to reads.
 fn acting(call: &SeenCall) -> bool {
-    ["Manager.RestartUnit", "Manager.StartUnit", "Job.Cancel"]
-        .iter()
-        .any(|m| call.method.ends_with(m))
+    [
+        "Manager.EnqueueUnitJob",
+        "Manager.RestartUnit",
+        "Manager.StartUnit",
+        "Job.Cancel",
+    ]
+    .iter()
+    .any(|m| call.method.ends_with(m))
 }
 
 #[test]
@@ -90,11 +95,11 @@ fn job_and_cancel_calls_carry_the_flag_only_when_asked_for() {
                 .map(|c| c.method.rsplit('.').next().unwrap())
                 .collect::<Vec<_>>(),
             [
-                "RestartUnit",
-                "StartUnit",
-                "StartUnit",
+                "EnqueueUnitJob",
+                "EnqueueUnitJob",
+                "EnqueueUnitJob",
                 "Cancel",
-                "StartUnit",
+                "EnqueueUnitJob",
                 "Cancel"
             ],
             "{who}: {calls:#?}"

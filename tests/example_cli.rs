@@ -69,7 +69,7 @@ fn ask_password_sends_the_interactive_authorization_flag() {
     let restarts: Vec<u8> = monitor
         .calls_so_far(&sd)
         .iter()
-        .filter(|c| c.method == "org.freedesktop.systemd1.Manager.RestartUnit")
+        .filter(|c| c.method == "org.freedesktop.systemd1.Manager.EnqueueUnitJob")
         .map(|c| c.flags & common::ALLOW_INTERACTIVE_AUTHORIZATION)
         .collect();
     assert_eq!(

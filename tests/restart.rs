@@ -39,9 +39,11 @@ fn restart_of_a_failing_oneshot_is_a_job_failed_error() {
             job,
             result,
             reason,
+            dependencies,
             result_source,
         } => {
             assert_eq!(*result_source, ResultSource::JobRemoved);
+            assert!(dependencies.is_empty(), "{dependencies:?}");
             assert_eq!(unit, "bad.service");
             assert_eq!(*verb, Verb::Restart);
             assert!(job.id() > 0);

@@ -1,0 +1,164 @@
+//! Explaining a `dependency` result: which dependency failed, and why.
+//!
+//! A job ends `dependency` when a job systemd queued for one of the unit's requirements failed
+//! first. Queued with `EnqueueUnitJob`, an operation knows every other job of its transaction,
+//! and the handle records their results as it does its own: systemd sends a failing job's
+//! `JobRemoved` before it fails the jobs that depend on it, so by the time ours ends they are
+//! in. Those signals reach every client of a private socket; on a bus they reach a client only
+//! for jobs it queued itself, unless some client subscribed to all of the manager's signals
+//! (`Subscribe`, as desktops and `systemctl --wait` do). Where a dependency's result did not
+//! arrive, the unit's state decides: a unit that is now `failed` is a root cause.
+//!
+//! Without a transaction listing ([`ManagerBuilder::per_verb_methods`](crate::ManagerBuilder::per_verb_methods)),
+//! the candidates are the unit's `Requires=`, `Requisite=` and `BindsTo=`, followed down.
+//!
+//! Everything here runs only after a `dependency` result: the success path makes no call.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use dbus::blocking::Connection;
+
+use crate::deadline::Deadline;
+use crate::job::{Job, JobResult, TransactionJob};
+use crate::unit_state::{FailureReason, UnitReader};
+
+/// Most units looked at when following requirements without a transaction listing.
+const MAX_UNITS_WALKED: usize = 64;
+
+/// A dependency that failed on its own account and made the asked-for job end `dependency`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailedDependency {
+    /// The dependency's unit.
+    pub unit: String,
+    /// Its job in our transaction, when the transaction was listed.
+    pub job: Option<Job>,
+    /// Its job's result (`failed`, `timeout`, `canceled`...), when its `JobRemoved` reached
+    /// us; `None` when the unit's `failed` state told instead.
+    pub result: Option<JobResult>,
+    /// Why the unit failed (its `Result`, and how a service's main process ended), when it
+    /// failed rather than, say, its job timing out.
+    pub reason: Option<FailureReason>,
+}
+
+impl fmt::Display for FailedDependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.unit)?;
+        match (&self.result, &self.reason) {
+            (Some(result), Some(reason)) => write!(f, "job {result}, {reason}"),
+            (Some(result), None) => write!(f, "job {result}"),
+            (None, Some(reason)) => write!(f, "{reason}"),
+            (None, None) => f.write_str("failed"),
+        }
+    }
+}
+
+/// What [`explain`] needs besides the connection.
+pub(crate) struct Context<'a> {
+    /// The unit whose job ended `dependency`.
+    pub(crate) unit: &'a str,
+    /// The other jobs of its transaction (empty if not listed).
+    pub(crate) transaction: &'a [TransactionJob],
+    /// Read each failed unit's reason.
+    pub(crate) read_reasons: bool,
+    pub(crate) deadline: &'a Deadline,
+}
+
+/// The dependencies at the root of a `dependency` result, from the recorded results of the
+/// transaction's jobs (`result_of`) and, where those say nothing, the units' states. Empty if
+/// nothing could be found before the deadline.
+pub(crate) fn explain(
+    conn: &Connection,
+    cx: &Context<'_>,
+    result_of: impl Fn(&str) -> Option<JobResult>,
+) -> Vec<FailedDependency> {
+    let reason = |unit: &str| {
+        if !cx.read_reasons {
+            return None;
+        }
+        UnitReader::open(conn, unit, cx.deadline.call_timeout())
+            .and_then(|r| r.failure_reason())
+            .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
+            .ok()
+            .flatten()
+    };
+    // Jobs whose own result says they failed (not merely because of another one).
+    let from_results: Vec<FailedDependency> = cx
+        .transaction
+        .iter()
+        .filter_map(|t| {
+            let result = result_of(t.job.path())?;
+            if result.is_success() || result == JobResult::Dependency {
+                return None;
+            }
+            let reason = match result {
+                JobResult::Failed => reason(&t.unit),
+                _ => None,
+            };
+            Some(FailedDependency {
+                unit: t.unit.clone(),
+                job: Some(t.job.clone()),
+                result: Some(result),
+                reason,
+            })
+        })
+        .collect();
+    if !from_results.is_empty() {
+        return from_results;
+    }
+    // No result arrived (a bus with nobody subscribed): the units that are failed now.
+    let candidates: Vec<(String, Option<Job>)> = if cx.transaction.is_empty() {
+        requirements_below(conn, cx.unit, cx.deadline)
+            .into_iter()
+            .map(|u| (u, None))
+            .collect()
+    } else {
+        cx.transaction
+            .iter()
+            .filter(|t| t.unit != cx.unit)
+            .map(|t| (t.unit.clone(), Some(t.job.clone())))
+            .collect()
+    };
+    candidates
+        .into_iter()
+        .filter(|(unit, _)| !cx.deadline.expired() && is_failed(conn, unit, cx.deadline))
+        .map(|(unit, job)| FailedDependency {
+            reason: reason(&unit),
+            unit,
+            job,
+            result: None,
+        })
+        .collect()
+}
+
+fn is_failed(conn: &Connection, unit: &str, deadline: &Deadline) -> bool {
+    UnitReader::open(conn, unit, deadline.call_timeout())
+        .and_then(|r| r.active_state())
+        .is_ok_and(|s| s == "failed")
+}
+
+/// Every unit `unit` requires, directly or through others, breadth first, up to
+/// [`MAX_UNITS_WALKED`] and the deadline.
+fn requirements_below(conn: &Connection, unit: &str, deadline: &Deadline) -> Vec<String> {
+    let mut seen: HashSet<String> = HashSet::from([unit.to_owned()]);
+    let mut order = Vec::new();
+    let mut next = vec![unit.to_owned()];
+    while let Some(current) = next.pop() {
+        if deadline.expired() || seen.len() > MAX_UNITS_WALKED {
+            break;
+        }
+        let Ok(required) = UnitReader::open(conn, &current, deadline.call_timeout())
+            .and_then(|r| r.requirements())
+        else {
+            continue;
+        };
+        for r in required {
+            if seen.insert(r.clone()) {
+                order.push(r.clone());
+                next.insert(0, r);
+            }
+        }
+    }
+    order
+}

@@ -19,7 +19,7 @@ A name without a suffix gets .service; an absolute path becomes a .mount (or, un
 
 OPTIONS:
     --verb VERB        start, stop, restart, reload, try-restart, reload-or-restart,
-                       reload-or-try-restart                          [default: restart]
+                       reload-or-try-restart     [default: restart; with --wait, start]
     --mode MODE        job mode: replace, fail, isolate, flush, ignore-dependencies,
                        ignore-requirements, replace-irreversibly, triggering,
                        restart-dependencies                           [default: replace]
@@ -33,6 +33,10 @@ OPTIONS:
                        /run/systemd/private, with --user $XDG_RUNTIME_DIR/systemd/private,
                        with --address that socket address
     --no-block         queue the jobs and exit at once, printing each job
+    --wait             start the units (--verb start or restart; the default becomes
+                       start) and wait until each has run to completion and stopped,
+                       as systemctl start --wait; exit 0 only if every one ended with
+                       Result=success
     --cancel-on-timeout
                        cancel jobs still running when the deadline passes
                        [default: they keep running in systemd]
@@ -48,18 +52,21 @@ OPTIONS:
 OUTPUT:
     stdout, one line per unit:  UNIT: done (job ID, N ms)
     with --no-block:            UNIT: queued (job ID, JOB_PATH)
+    with --wait:                UNIT: ran to completion, success (main process
+                                exited with status 0, ran N ms)
     errors go to stderr, naming the unit and what systemd said.
 
 EXIT STATUS (as systemctl's; with several units, the highest):
     0    every job finished done (or skipped)
     1    a job finished with another result (failed, canceled, timeout, dependency...)
-         or, with --check-active, the unit was not active
+         or, with --check-active, the unit was not active, or with --wait, a unit
+         ended with a Result other than success (its exit status on stderr)
     2    usage error or invalid unit name
     3    job type not applicable (e.g. reload without ExecReload=)
     4    access denied, or transaction refused by systemd
     5    no such unit
     6    unit masked or failed to load
-    124  the deadline passed
+    124  the deadline passed (with --wait: a unit was still running)
     125  bus or manager error
 
 ENVIRONMENT:
@@ -70,16 +77,18 @@ EXAMPLES:
     restart_blocking --user --timeout 2.5 backup.service sync.timer
     restart_blocking --verb reload-or-restart --mode fail app@1 app@2
     restart_blocking --private --no-block --verb stop /mnt/data
+    restart_blocking --wait --timeout 600 db-migrate.service
 ";
 
 struct Options {
-    verb: Verb,
+    verb: Option<Verb>,
     mode: JobMode,
     timeout: Duration,
     user: bool,
     address: Option<String>,
     private: bool,
     no_block: bool,
+    wait: bool,
     cancel_on_timeout: bool,
     check_active: Option<Duration>,
     ask_password: bool,
@@ -98,13 +107,14 @@ fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut o = Options {
-        verb: Verb::Restart,
+        verb: None,
         mode: JobMode::Replace,
         timeout: Duration::from_secs(90),
         user: false,
         address: None,
         private: false,
         no_block: false,
+        wait: false,
         cancel_on_timeout: false,
         check_active: None,
         ask_password: false,
@@ -124,7 +134,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--verb" => o.verb = value()?.parse().map_err(|e: Error| e.to_string())?,
+            "--verb" => o.verb = Some(value()?.parse().map_err(|e: Error| e.to_string())?),
             "--mode" => o.mode = value()?.parse().map_err(|e: Error| e.to_string())?,
             "--timeout" => o.timeout = seconds("--timeout", &value()?)?,
             "--check-active" => o.check_active = Some(seconds("--check-active", &value()?)?),
@@ -132,6 +142,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--user" => o.user = true,
             "--private" => o.private = true,
             "--no-block" => o.no_block = true,
+            "--wait" => o.wait = true,
             "--cancel-on-timeout" => o.cancel_on_timeout = true,
             "--ask-password" => o.ask_password = true,
             "--" => o.units.extend(args.by_ref()),
@@ -141,6 +152,12 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
     }
     if o.units.is_empty() {
         return Err("no unit given".to_owned());
+    }
+    if o.wait && o.no_block {
+        return Err("--wait and --no-block exclude each other".to_owned());
+    }
+    if o.wait && !matches!(o.verb, None | Some(Verb::Start | Verb::Restart)) {
+        return Err("--wait works with --verb start or restart".to_owned());
     }
     Ok(Some(o))
 }
@@ -187,9 +204,12 @@ fn run(o: Options) -> i32 {
         Err(e) => return report(&e),
     };
     let left = o.timeout.saturating_sub(started.elapsed());
+    let verb = o
+        .verb
+        .unwrap_or(if o.wait { Verb::Start } else { Verb::Restart });
     if o.no_block {
         for unit in &units {
-            match manager.enqueue(o.verb, unit, o.mode, left) {
+            match manager.enqueue(verb, unit, o.mode, left) {
                 Ok(job) => println!(
                     "{unit}: queued (job {}, {})",
                     job.job().id(),
@@ -200,9 +220,18 @@ fn run(o: Options) -> i32 {
         }
         return status;
     }
-    let batch = units.iter().fold(manager.batch().mode(o.mode), |b, u| {
-        b.add(o.verb, u.as_str())
-    });
+    let batch = units
+        .iter()
+        .fold(manager.batch().mode(o.mode), |b, u| b.add(verb, u.as_str()));
+    if o.wait {
+        for result in batch.run_to_completion(left) {
+            match result {
+                Ok(completion) => println!("{completion}"),
+                Err(e) => status = status.max(report(&e)),
+            }
+        }
+        return status;
+    }
     for result in batch.run(left) {
         match result {
             Ok(outcome) => println!("{outcome}"),

@@ -227,6 +227,32 @@ pub enum Error {
         state: UnitState,
     },
 
+    /// A unit run to completion ([`Manager::run_to_completion`](crate::Manager::run_to_completion))
+    /// started, ran and stopped, but did not end well.
+    #[error("{unit}: ran and {}{}", reason, ran_for.map(|d| format!(" after {} ms", d.as_millis())).unwrap_or_default())]
+    RunFailed {
+        /// The unit.
+        unit: String,
+        /// Its start job.
+        job: Job,
+        /// How it ended: its `Result` and, for services, how the main process ended.
+        reason: FailureReason,
+        /// How long it ran, when systemd recorded it.
+        ran_for: Option<Duration>,
+    },
+
+    /// A unit run to completion was still running when the deadline passed. It keeps
+    /// running in systemd.
+    #[error("{unit}: still {state} after {waited:?}")]
+    StillActive {
+        /// The unit.
+        unit: String,
+        /// Its state when the deadline passed.
+        state: UnitState,
+        /// How long we waited.
+        waited: Duration,
+    },
+
     /// The deadline passed before the job's result arrived. Unless cancel-on-timeout was chosen,
     /// the job keeps running in systemd.
     #[error("{unit}: no result after {waited:?}{}", job.as_ref().map(|j| format!(" for job {} ({})", j.id(), j.path())).unwrap_or_else(|| " (no job was queued)".to_owned()))]
@@ -287,6 +313,8 @@ impl Error {
             | JobFailed { unit, .. }
             | OutcomeUnknown { unit, .. }
             | NotActive { unit, .. }
+            | RunFailed { unit, .. }
+            | StillActive { unit, .. }
             | Timeout { unit, .. }
             | ManagerGone { unit, .. }
             | Disconnected { unit, .. }
@@ -299,6 +327,7 @@ impl Error {
         match self {
             Error::JobFailed { job, .. }
             | Error::NotActive { job, .. }
+            | Error::RunFailed { job, .. }
             | Error::OutcomeUnknown { job, .. } => Some(job),
             Error::Timeout { job, .. } | Error::ManagerGone { job, .. } => job.as_ref(),
             _ => None,
@@ -327,24 +356,24 @@ impl Error {
     ///
     /// | status | meaning |
     /// |---|---|
-    /// | 1 | the job ended with a result other than done/skipped, or the unit is not active |
+    /// | 1 | the job ended with a result other than done/skipped, the unit is not active, or a unit run to completion ended badly |
     /// | 2 | usage: invalid unit name, unknown mode or verb |
     /// | 3 | job type not applicable |
     /// | 4 | access denied, transaction refused |
     /// | 5 | no such unit |
     /// | 6 | unit masked or failed to load |
-    /// | 124 | deadline passed (also while connecting) |
+    /// | 124 | deadline passed (also while connecting, or with a unit run to completion still active) |
     /// | 125 | bus or manager error, or a result lost in a re-execution |
     pub fn exit_status(&self) -> i32 {
         use Error::*;
         match self {
-            JobFailed { .. } | NotActive { .. } => 1,
+            JobFailed { .. } | NotActive { .. } | RunFailed { .. } => 1,
             InvalidUnitName { .. } | UnknownJobMode(_) | UnknownVerb(_) => 2,
             JobTypeNotApplicable { .. } => 3,
             AccessDenied { .. } | TransactionRefused { .. } => 4,
             NoSuchUnit { .. } => 5,
             UnitMasked { .. } | LoadFailed { .. } => 6,
-            Timeout { .. } | ConnectTimeout { .. } => 124,
+            Timeout { .. } | ConnectTimeout { .. } | StillActive { .. } => 124,
             Connect { .. }
             | OutcomeUnknown { .. }
             | ManagerUnavailable { .. }

@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 
 mod authorization;
+mod completion;
 mod connect;
 mod deadline;
 mod dependency;
@@ -108,6 +109,7 @@ pub mod unit_name;
 mod unit_state;
 mod watch;
 
+pub use completion::{Completion, QueuedRun};
 pub use connect::Bus;
 pub use dependency::FailedDependency;
 pub use error::{BusError, Error, Result};

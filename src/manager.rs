@@ -8,6 +8,7 @@ use dbus::Message;
 use dbus::blocking::{Connection, Proxy};
 
 use crate::authorization::ActionSender;
+use crate::completion::{Completion, Follow, QueuedRun};
 use crate::connect::Bus;
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
@@ -375,6 +376,76 @@ impl Manager {
         let deadline = Deadline::after(timeout);
         self.enqueue_until(verb, unit, mode, &deadline)?
             .wait_until(&deadline)
+    }
+
+    /// Starts `unit` and waits until it has run to completion, as `systemctl start --wait`
+    /// does: the start job must end `done`, then the unit must become `inactive` or `failed`
+    /// again. Meant for units that stop by themselves: oneshots (without
+    /// `RemainAfterExit=`), migrations, first-boot work. One deadline covers it all.
+    ///
+    /// Before the job is queued, the unit is loaded and referenced (`Unit.Ref`, so systemd
+    /// sends its property changes to us and keeps it loaded until its `Result` is read), and
+    /// on a bus a match for its `PropertiesChanged` is added: three calls more than a plain
+    /// start. They are undone afterwards without waiting for replies.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use systemd_jobs::{JobMode, Manager};
+    ///
+    /// let manager = Manager::system()?;
+    /// let done = manager.run_to_completion("db-migrate.service", JobMode::Replace, Duration::from_secs(600))?;
+    /// println!("{done}"); // db-migrate.service: ran to completion, success (main process exited with status 0, ran 8123 ms)
+    /// # Ok::<(), systemd_jobs::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// - as [`Manager::run`] for the start job (a failed dependency is explained the same way);
+    /// - [`Error::RunFailed`] when the unit stopped with a `Result` other than `success`
+    ///   (exit code, signal, timeout...), with the main process's status;
+    /// - [`Error::StillActive`] when the unit is still running at the deadline.
+    pub fn run_to_completion(
+        &self,
+        unit: &str,
+        mode: JobMode,
+        timeout: Duration,
+    ) -> Result<Completion> {
+        let deadline = Deadline::after(timeout);
+        self.enqueue_run_until(Verb::Start, unit, mode, &deadline)?
+            .wait_until(&deadline)
+    }
+
+    /// Starts `unit` as [`run_to_completion`](Manager::run_to_completion) does, but returns
+    /// at once with a handle to wait on later. `timeout` bounds the setup and the call.
+    ///
+    /// # Errors
+    /// As [`Manager::enqueue`].
+    pub fn enqueue_run(
+        &self,
+        unit: &str,
+        mode: JobMode,
+        timeout: Duration,
+    ) -> Result<QueuedRun<'_>> {
+        self.enqueue_run_until(Verb::Start, unit, mode, &Deadline::after(timeout))
+    }
+
+    pub(crate) fn enqueue_run_until(
+        &self,
+        verb: Verb,
+        unit: &str,
+        mode: JobMode,
+        deadline: &Deadline,
+    ) -> Result<QueuedRun<'_>> {
+        unit_name::validate(unit)?;
+        if deadline.expired() {
+            return Err(Error::Timeout {
+                unit: unit.to_owned(),
+                job: None,
+                waited: deadline.elapsed(),
+            });
+        }
+        let follow = Follow::start(self, unit, deadline)?;
+        let job = self.enqueue_until(verb, unit, mode, deadline)?;
+        Ok(QueuedRun::new(job, follow))
     }
 
     /// Queues a `verb` job for `unit` and returns at once with a handle on it, to wait on,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use dbus::blocking::Proxy;
 use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 
+use crate::completion::{Completion, QueuedRun};
 use crate::deadline::Deadline;
 use crate::dependency::{self, FailedDependency};
 use crate::error::{Error, Result};
@@ -373,6 +374,34 @@ impl<'m> Batch<'m> {
     pub fn add_with_mode(mut self, verb: Verb, unit: impl Into<String>, mode: JobMode) -> Self {
         self.items.push((verb, unit.into(), Some(mode)));
         self
+    }
+
+    /// Like [`run`](Batch::run), then follows each unit until it has run to completion, as
+    /// [`Manager::run_to_completion`] does for one unit (meant for `start`, or `restart`, of
+    /// units that stop by themselves). One deadline for the whole batch; one result per item,
+    /// in input order.
+    pub fn run_to_completion(self, timeout: Duration) -> Vec<Result<Completion>> {
+        let deadline = Deadline::after(timeout);
+        let runs: Vec<Result<QueuedRun<'m>>> = self
+            .items
+            .iter()
+            .map(|(verb, unit, mode)| {
+                self.manager
+                    .enqueue_run_until(*verb, unit, mode.unwrap_or(self.mode), &deadline)
+            })
+            .collect();
+        // The start jobs first, all together; then each unit in turn.
+        let paths: Vec<&str> = runs
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(QueuedRun::job_path)
+            .collect();
+        let _ = self.manager.link().pump_until(&deadline, |inbox| {
+            paths.iter().all(|p| inbox.settled(p).is_some())
+        });
+        runs.into_iter()
+            .map(|run| run?.wait_until(&deadline))
+            .collect()
     }
 
     /// Queues every job, in order, then waits for all of them until `timeout` passes (one

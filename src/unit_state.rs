@@ -109,7 +109,7 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// From `ExecMainCode` (a `CLD_*` code) and `ExecMainStatus`; `None` if no process ran.
-    fn from_code(code: i32, status: i32) -> Option<Self> {
+    pub(crate) fn from_code(code: i32, status: i32) -> Option<Self> {
         match code {
             1 => Some(ExitStatus::Exited(status)),
             2 => Some(ExitStatus::Killed(status)),
@@ -259,6 +259,16 @@ impl<'a> UnitReader<'a> {
             active_since: self.get(UNIT, "ActiveEnterTimestampMonotonic")?,
             inactive_since: self.get(UNIT, "InactiveEnterTimestampMonotonic")?,
         })
+    }
+
+    /// When the unit last left `inactive` and last reached `inactive` or `failed`
+    /// (`CLOCK_MONOTONIC` µs, 0 for never).
+    pub(crate) fn run_span(&self) -> Result<(u64, u64), BusError> {
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        Ok((
+            self.get(UNIT, "InactiveExitTimestampMonotonic")?,
+            self.get(UNIT, "InactiveEnterTimestampMonotonic")?,
+        ))
     }
 
     /// `ActiveState` alone.

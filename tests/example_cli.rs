@@ -28,6 +28,7 @@ fn help_lists_every_option_and_exit_status() {
         "--address",
         "--private",
         "--no-block",
+        "--wait",
         "--cancel-on-timeout",
         "--check-active",
         "--ask-password",

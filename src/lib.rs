@@ -32,8 +32,17 @@
 //!   only the manager's user may connect.
 //! - [`ManagerBuilder::wrap`]: a `dbus::blocking::Connection` you already have.
 //!
-//! A [`Manager`] is a long-lived handle: it adds its match once and each operation is then a
-//! single method call plus the wait.
+//! A [`Manager`] is a long-lived handle: it subscribes once, while connecting, and each
+//! operation is then a single method call plus the wait.
+//!
+//! # Beyond one job
+//! - **Transactions:** jobs are queued with `EnqueueUnitJob`, so an outcome lists the other
+//!   jobs systemd queued with it ([`JobOutcome::transaction`]), and a `dependency` result
+//!   names the dependencies that failed and why ([`Error::JobFailed`]'s `dependencies`, see
+//!   [`FailedDependency`]), however deep below.
+//! - **Run to completion:** [`Manager::run_to_completion`] starts a unit and waits until it
+//!   has stopped again, as `systemctl start --wait` does, reporting its `Result`, its main
+//!   process's exit status and how long it ran ([`Completion`]).
 //!
 //! # Error handling
 //! Every fallible function returns [`Error`], one `#[non_exhaustive]` enum whose variants name
@@ -69,7 +78,8 @@
 //!   re-executes: its bus name changing owner, a private socket reset and reconnected, each
 //!   awaited job checked, and results recovered from a unit's state or left unknown;
 //! - `info`: the final result of each job;
-//! - nothing at `warn` or `error`: outcomes are returned to the caller, who decides.
+//! - `warn`: only if libdbus could not be told the bus name this crate registered by hand
+//!   (see [`Bus`]); nothing else. Outcomes are returned to the caller, who decides.
 //!
 //! # Guarantees
 //! Each of these is shown by integration tests that run a real `systemd --user` manager

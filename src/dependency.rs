@@ -7,7 +7,8 @@
 //! in. Those signals reach every client of a private socket; on a bus they reach a client only
 //! for jobs it queued itself, unless some client subscribed to all of the manager's signals
 //! (`Subscribe`, as desktops and `systemctl --wait` do). Where a dependency's result did not
-//! arrive, the unit's state decides: a unit that is now `failed` is a root cause.
+//! arrive, the unit's state decides: a unit that entered `failed` after our job was queued is
+//! a root cause.
 //!
 //! Without a transaction listing ([`ManagerBuilder::per_verb_methods`](crate::ManagerBuilder::per_verb_methods)),
 //! the candidates are the unit's `Requires=`, `Requisite=` and `BindsTo=`, followed down.
@@ -62,6 +63,9 @@ pub(crate) struct Context<'a> {
     pub(crate) transaction: &'a [TransactionJob],
     /// Read each failed unit's reason.
     pub(crate) read_reasons: bool,
+    /// `CLOCK_MONOTONIC` µs just before our job was queued: a unit counts as failed by this
+    /// transaction only if it entered `failed` after that.
+    pub(crate) queued_at_usec: u64,
     pub(crate) deadline: &'a Deadline,
 }
 
@@ -122,7 +126,7 @@ pub(crate) fn explain(
     };
     candidates
         .into_iter()
-        .filter(|(unit, _)| !cx.deadline.expired() && is_failed(conn, unit, cx.deadline))
+        .filter(|(unit, _)| !cx.deadline.expired() && failed_since(conn, unit, cx))
         .map(|(unit, job)| FailedDependency {
             reason: reason(&unit),
             unit,
@@ -132,10 +136,12 @@ pub(crate) fn explain(
         .collect()
 }
 
-fn is_failed(conn: &Connection, unit: &str, deadline: &Deadline) -> bool {
-    UnitReader::open(conn, unit, deadline.call_timeout())
-        .and_then(|r| r.active_state())
-        .is_ok_and(|s| s == "failed")
+/// Whether `unit` is `failed`, having failed after our job was queued (an old failure of a
+/// unit whose job in our transaction never ran is not this one's cause).
+fn failed_since(conn: &Connection, unit: &str, cx: &Context<'_>) -> bool {
+    UnitReader::open(conn, unit, cx.deadline.call_timeout())
+        .and_then(|r| r.transitions())
+        .is_ok_and(|t| t.state.active_state == "failed" && t.inactive_since >= cx.queued_at_usec)
 }
 
 /// Every unit `unit` requires, directly or through others, breadth first, up to

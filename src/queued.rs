@@ -45,6 +45,7 @@ pub struct QueuedJob<'m> {
     verb: Verb,
     job: Job,
     transaction: Vec<TransactionJob>,
+    queued_at_usec: u64,
 }
 
 impl<'m> QueuedJob<'m> {
@@ -54,7 +55,8 @@ impl<'m> QueuedJob<'m> {
         job: Job,
         transaction: Vec<TransactionJob>,
     ) -> Self {
-        let (unit, verb) = (request.unit.clone(), request.verb);
+        let (unit, verb, queued_at_usec) =
+            (request.unit.clone(), request.verb, request.queued_at_usec);
         {
             let mut inbox = watch::lock(manager.link().inbox());
             inbox.watch(job.path(), request);
@@ -68,6 +70,7 @@ impl<'m> QueuedJob<'m> {
             verb,
             job,
             transaction,
+            queued_at_usec,
         }
     }
 
@@ -271,6 +274,7 @@ impl<'m> QueuedJob<'m> {
             unit: &self.unit,
             transaction: &self.transaction,
             read_reasons: self.manager.options().explain_failures,
+            queued_at_usec: self.queued_at_usec,
             deadline,
         };
         let found = dependency::explain(&self.manager.connection(), &cx, |path| {

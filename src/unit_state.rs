@@ -271,11 +271,6 @@ impl<'a> UnitReader<'a> {
         ))
     }
 
-    /// `ActiveState` alone.
-    pub(crate) fn active_state(&self) -> Result<String, BusError> {
-        self.get("org.freedesktop.systemd1.Unit", "ActiveState")
-    }
-
     /// The units this one needs to start: `Requires=`, `Requisite=` and `BindsTo=`, the
     /// dependencies whose failure fails its start job with `dependency`.
     pub(crate) fn requirements(&self) -> Result<Vec<String>, BusError> {

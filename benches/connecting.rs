@@ -6,6 +6,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -16,12 +17,6 @@ use systemd_jobs::{Bus, JobMode, JobResult, Manager};
 
 const T: Duration = Duration::from_secs(30);
 const UNIT: &str = "active.service";
-
-fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
-    v.sort();
-    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-    (p(0.5), p(0.99))
-}
 
 fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
@@ -57,10 +52,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let n = support::env_n("BENCH_N", 300);
     let sd = match common::Sandbox::start() {
         Ok(sd) => sd,
         Err(why) => {
@@ -161,7 +153,7 @@ fn main() {
     println!("| measure | median | p99 |");
     println!("|---|---|---|");
     let row = |name: &str, v: &Vec<Duration>| {
-        let (med, p99) = stats(v.clone());
+        let (med, p99) = support::median_p99(v.clone());
         println!("| {name} | {} | {} |", us(med), us(p99));
         med
     };
@@ -224,6 +216,6 @@ fn main() {
     );
     println!(
         "| of which in-process: connect + first start | {} |",
-        us(stats(connect_bus.clone()).0 + fb)
+        us(support::median_p99(connect_bus.clone()).0 + fb)
     );
 }

@@ -5,6 +5,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -12,19 +13,6 @@ use dbus::blocking::Proxy;
 use systemd_jobs::JobMode;
 
 const T: Duration = Duration::from_secs(30);
-
-fn env_n(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
-    v.sort();
-    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-    (p(0.5), p(0.99))
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
@@ -49,8 +37,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n = env_n("BENCH_N", 300);
-    let soak = env_n("BENCH_SOAK", 10_000);
+    let n = support::env_n("BENCH_N", 300);
+    let soak = support::env_n("BENCH_SOAK", 10_000);
     let sd = match common::Sandbox::start() {
         Ok(sd) => sd,
         Err(why) => {
@@ -170,13 +158,13 @@ fn main() {
         ctl_simple.push(t.elapsed());
         assert!(out.status.success());
     }
-    let (lib_med, lib_p99) = stats(lib);
-    let (ask_med, ask_p99) = stats(lib_ask);
-    let (ctl_med, ctl_p99) = stats(ctl);
-    let (bare_med, bare_p99) = stats(bare);
-    let (min_med, min_p99) = stats(minimal);
-    let (libs_med, libs_p99) = stats(lib_simple);
-    let (ctls_med, ctls_p99) = stats(ctl_simple);
+    let (lib_med, lib_p99) = support::median_p99(lib);
+    let (ask_med, ask_p99) = support::median_p99(lib_ask);
+    let (ctl_med, ctl_p99) = support::median_p99(ctl);
+    let (bare_med, bare_p99) = support::median_p99(bare);
+    let (min_med, min_p99) = support::median_p99(minimal);
+    let (libs_med, libs_p99) = support::median_p99(lib_simple);
+    let (ctls_med, ctls_p99) = support::median_p99(ctl_simple);
 
     // CPU spent by our thread while blocked on a job that takes 3 s.
     let cpu0 = thread_cpu();

@@ -143,15 +143,9 @@ impl<'m> Follow<'m> {
     /// refusal of the match.
     pub(crate) fn start(manager: &'m Manager, unit: &str, deadline: &Deadline) -> Result<Self> {
         let fail = |call: &'static str, e: BusError| {
-            if deadline.expired() {
-                Error::Timeout {
-                    unit: unit.to_owned(),
-                    job: None,
-                    waited: deadline.elapsed(),
-                }
-            } else {
+            Error::unless_timed_out(unit, deadline, || {
                 Error::from_job_call(unit, crate::Verb::Start, call, e)
-            }
+            })
         };
         let conn = manager.connection();
         let systemd = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &*conn);
@@ -260,15 +254,9 @@ impl<'m> Follow<'m> {
     }
 
     fn read_error(&self, e: BusError, deadline: &Deadline) -> Error {
-        if deadline.expired() {
-            Error::Timeout {
-                unit: self.unit.clone(),
-                job: None,
-                waited: deadline.elapsed(),
-            }
-        } else {
+        Error::unless_timed_out(&self.unit, deadline, || {
             Error::from_call(&self.unit, "Get", e)
-        }
+        })
     }
 
     /// Reads how the run ended: success, or [`Error::RunFailed`].

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::dependency::FailedDependency;
 use crate::job::{Job, JobResult, ResultSource, Verb};
 use crate::unit_name::NameProblem;
@@ -380,6 +381,29 @@ impl Error {
             | ManagerGone { .. }
             | Disconnected { .. }
             | Bus { .. } => 125,
+        }
+    }
+
+    /// [`Error::Timeout`] for `unit` (and `job`, once queued), waited since `deadline` began.
+    pub(crate) fn timeout(unit: &str, job: Option<Job>, deadline: &Deadline) -> Self {
+        Error::Timeout {
+            unit: unit.to_owned(),
+            job,
+            waited: deadline.elapsed(),
+        }
+    }
+
+    /// The error of a call made for `unit` that failed: [`Error::Timeout`] if the deadline
+    /// has passed meanwhile (the call failed because its time ran out), else `error()`.
+    pub(crate) fn unless_timed_out(
+        unit: &str,
+        deadline: &Deadline,
+        error: impl FnOnce() -> Self,
+    ) -> Self {
+        if deadline.expired() {
+            Error::timeout(unit, None, deadline)
+        } else {
+            error()
         }
     }
 

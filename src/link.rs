@@ -53,11 +53,7 @@ impl Interrupted {
     ) -> Error {
         let unit = unit.to_owned();
         match self {
-            Interrupted::DeadlinePassed => Error::Timeout {
-                unit,
-                job,
-                waited: deadline.elapsed(),
-            },
+            Interrupted::DeadlinePassed => Error::timeout(&unit, job, deadline),
             Interrupted::ManagerGone => Error::ManagerGone { unit, job },
             // On a private socket the peer is the manager itself.
             Interrupted::Disconnected(_) if direct => Error::ManagerGone { unit, job },

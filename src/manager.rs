@@ -437,11 +437,7 @@ impl Manager {
     ) -> Result<QueuedRun<'_>> {
         unit_name::validate(unit)?;
         if deadline.expired() {
-            return Err(Error::Timeout {
-                unit: unit.to_owned(),
-                job: None,
-                waited: deadline.elapsed(),
-            });
+            return Err(Error::timeout(unit, None, deadline));
         }
         let follow = Follow::start(self, unit, deadline)?;
         let job = self.enqueue_until(verb, unit, mode, deadline)?;
@@ -522,23 +518,14 @@ impl Manager {
         deadline: &Deadline,
     ) -> Result<QueuedJob<'_>> {
         unit_name::validate(unit)?;
-        let timeout = |job| Error::Timeout {
-            unit: unit.to_owned(),
-            job,
-            waited: deadline.elapsed(),
-        };
         if deadline.expired() {
-            return Err(timeout(None));
+            return Err(Error::timeout(unit, None, deadline));
         }
         self.link
             .refresh(deadline)
             .map_err(|i| i.into_error(unit, None, deadline, self.is_direct()))?;
         self.link.subscribe(deadline).map_err(|e| {
-            if deadline.expired() {
-                timeout(None)
-            } else {
-                Error::from_call(unit, "AddMatch", e)
-            }
+            Error::unless_timed_out(unit, deadline, || Error::from_call(unit, "AddMatch", e))
         })?;
         log::debug!("calling {}({unit}, {mode})", verb.method());
         let sender = self.action_sender();
@@ -548,11 +535,9 @@ impl Manager {
             Ok(queued) => queued,
             Err((call, e)) => {
                 log::debug!("{call}({unit}) failed: {e}");
-                return Err(if deadline.expired() {
-                    timeout(None)
-                } else {
+                return Err(Error::unless_timed_out(unit, deadline, || {
                     Error::from_job_call(unit, verb, call, e)
-                });
+                }));
             }
         };
         log::debug!(

@@ -386,26 +386,39 @@ impl<'m> Batch<'m> {
     /// in input order.
     pub fn run_to_completion(self, timeout: Duration) -> Vec<Result<Completion>> {
         let deadline = Deadline::after(timeout);
-        let runs: Vec<Result<QueuedRun<'m>>> = self
-            .items
-            .iter()
-            .map(|(verb, unit, mode)| {
-                self.manager
-                    .enqueue_run_until(*verb, unit, mode.unwrap_or(self.mode), &deadline)
-            })
-            .collect();
         // The start jobs first, all together; then each unit in turn.
-        let paths: Vec<&str> = runs
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .map(QueuedRun::job_path)
-            .collect();
-        let _ = self.manager.link().pump_until(&deadline, |inbox| {
-            paths.iter().all(|p| inbox.settled(p).is_some())
-        });
+        let (runs, _) = self.queue_all(
+            &deadline,
+            |m, verb, unit, mode| m.enqueue_run_until(verb, unit, mode, &deadline),
+            QueuedRun::job_path,
+        );
         runs.into_iter()
             .map(|run| run?.wait_until(&deadline))
             .collect()
+    }
+
+    /// Queues every item with `queue`, in order, then pumps the connection until each queued
+    /// job (its path from `path`) has its result or the deadline passes.
+    fn queue_all<T>(
+        &self,
+        deadline: &Deadline,
+        queue: impl Fn(&'m Manager, Verb, &str, JobMode) -> Result<T>,
+        path: impl Fn(&T) -> &str,
+    ) -> (Vec<Result<T>>, std::result::Result<(), Interrupted>) {
+        let queued: Vec<Result<T>> = self
+            .items
+            .iter()
+            .map(|(verb, unit, mode)| queue(self.manager, *verb, unit, mode.unwrap_or(self.mode)))
+            .collect();
+        let paths: Vec<&str> = queued
+            .iter()
+            .filter_map(|q| q.as_ref().ok())
+            .map(&path)
+            .collect();
+        let waited = self.manager.link().pump_until(deadline, |inbox| {
+            paths.iter().all(|p| inbox.settled(p).is_some())
+        });
+        (queued, waited)
     }
 
     /// Queues every job, in order, then waits for all of them until `timeout` passes (one
@@ -414,22 +427,11 @@ impl<'m> Batch<'m> {
     /// [`Error::Timeout`].
     pub fn run(self, timeout: Duration) -> Vec<Result<JobOutcome>> {
         let deadline = Deadline::after(timeout);
-        let queued: Vec<Result<QueuedJob<'m>>> = self
-            .items
-            .iter()
-            .map(|(verb, unit, mode)| {
-                self.manager
-                    .enqueue_until(*verb, unit, mode.unwrap_or(self.mode), &deadline)
-            })
-            .collect();
-        let paths: Vec<&str> = queued
-            .iter()
-            .filter_map(|q| q.as_ref().ok())
-            .map(|q| q.job.path())
-            .collect();
-        let waited = self.manager.link().pump_until(&deadline, |inbox| {
-            paths.iter().all(|p| inbox.settled(p).is_some())
-        });
+        let (queued, waited) = self.queue_all(
+            &deadline,
+            |m, verb, unit, mode| m.enqueue_until(verb, unit, mode, &deadline),
+            |q| q.job.path(),
+        );
         queued
             .into_iter()
             .map(|q| {

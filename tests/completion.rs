@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use systemd_jobs::{Bus, Error, ExitStatus, JobMode, JobResult, Manager, UnitResult, Verb};
+use systemd_jobs::{Error, ExitStatus, JobMode, JobResult, UnitResult, Verb};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -33,24 +33,11 @@ fn install_all(sd: &common::Sandbox) {
     ]);
 }
 
-fn transports(sd: &common::Sandbox) -> [(&'static str, Manager); 2] {
-    [
-        (
-            "bus",
-            Manager::connect(Bus::Address(sd.bus_address())).unwrap(),
-        ),
-        (
-            "private",
-            Manager::connect(Bus::PrivateAddress(sd.private_address())).unwrap(),
-        ),
-    ]
-}
-
 #[test]
 fn a_unit_that_exits_0_ran_to_completion_and_its_stop_is_seen_at_once() {
     let sd = sandbox!();
     install_all(&sd);
-    for (how, m) in transports(&sd) {
+    for (how, m) in sd.on_both_transports() {
         for unit in ["ok.service", "once.service"] {
             let started = Instant::now();
             let done = m
@@ -88,7 +75,7 @@ fn a_unit_that_exits_0_ran_to_completion_and_its_stop_is_seen_at_once() {
 fn a_unit_that_exits_non_zero_or_is_killed_is_a_run_failure_with_its_status() {
     let sd = sandbox!();
     install_all(&sd);
-    for (how, m) in transports(&sd) {
+    for (how, m) in sd.on_both_transports() {
         for (unit, result, status) in [
             (
                 "exits3.service",
@@ -130,7 +117,7 @@ fn a_unit_that_exits_non_zero_or_is_killed_is_a_run_failure_with_its_status() {
 fn a_unit_still_running_at_the_deadline_is_a_timeout_naming_its_state() {
     let sd = sandbox!();
     install_all(&sd);
-    for (how, m) in transports(&sd) {
+    for (how, m) in sd.on_both_transports() {
         let limit = Duration::from_millis(1200);
         let started = Instant::now();
         let err = m

@@ -74,24 +74,11 @@ fn assert_exit(dep: &FailedDependency, status: ExitStatus, result: UnitResult) {
     assert_eq!(reason.main_process, Some(status), "{dep:?}");
 }
 
-fn both_transports(sd: &common::Sandbox) -> [(&'static str, Manager); 2] {
-    [
-        (
-            "bus",
-            Manager::connect(Bus::Address(sd.bus_address())).unwrap(),
-        ),
-        (
-            "private",
-            Manager::connect(Bus::PrivateAddress(sd.private_address())).unwrap(),
-        ),
-    ]
-}
-
 #[test]
 fn a_failed_dependency_one_and_two_levels_down_is_named_with_its_reason() {
     let sd = sandbox!();
     install_all(&sd);
-    for (how, m) in both_transports(&sd) {
+    for (how, m) in sd.on_both_transports() {
         for unit in ["needsfail.service", "top.service"] {
             let (deps, text) = dependency_failure(&m, unit);
             let dep = only(&deps, "fail.service");
@@ -114,7 +101,7 @@ fn a_failed_dependency_one_and_two_levels_down_is_named_with_its_reason() {
 fn a_dependency_killed_by_a_signal_is_named_with_the_signal() {
     let sd = sandbox!();
     install_all(&sd);
-    for (_, m) in both_transports(&sd) {
+    for (_, m) in sd.on_both_transports() {
         let (deps, _) = dependency_failure(&m, "needskilled.service");
         let dep = only(&deps, "killed.service");
         assert_exit(&dep, ExitStatus::Killed(9), UnitResult::Signal);
@@ -142,7 +129,7 @@ fn a_dependency_whose_job_timed_out_is_named_on_the_private_socket_only() {
 fn of_several_dependencies_only_the_failed_one_is_named() {
     let sd = sandbox!();
     install_all(&sd);
-    for (_, m) in both_transports(&sd) {
+    for (_, m) in sd.on_both_transports() {
         let (deps, _) = dependency_failure(&m, "several.service");
         let dep = only(&deps, "fail.service");
         assert_exit(&dep, ExitStatus::Exited(1), UnitResult::ExitCode);

@@ -231,6 +231,21 @@ impl Sandbox {
             .expect("daemon-reload");
     }
 
+    /// A handle on this manager over its bus and one over its private socket, each with the
+    /// name of its transport for assertion messages.
+    pub fn on_both_transports(&self) -> [(&'static str, Manager); 2] {
+        [
+            (
+                "bus",
+                Manager::connect(Bus::Address(self.bus_address())).unwrap(),
+            ),
+            (
+                "private",
+                Manager::connect(Bus::PrivateAddress(self.private_address())).unwrap(),
+            ),
+        ]
+    }
+
     /// Runs `systemctl --user ARGS` against the sandbox manager.
     pub fn systemctl(&self, args: &[&str]) -> std::process::Output {
         Command::new("systemctl")

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use systemd_jobs::{
-    Bus, Error, ExitStatus, FailedDependency, JobMode, JobResult, Manager, UnitResult,
+    Bus, Error, ExitStatus, FailedDependency, JobMode, JobResult, Manager, UnitResult, Verb,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -216,4 +216,36 @@ fn the_example_says_which_dependency_failed_and_why() {
             && stderr.contains("status 1"),
         "{stderr}"
     );
+}
+
+#[test]
+fn batches_and_job_handles_explain_dependency_failures_too() {
+    let sd = sandbox!();
+    install_all(&sd);
+    let m = sd.manager();
+    let results = m
+        .batch()
+        .add(Verb::Start, "ok1.service")
+        .add(Verb::Start, "top.service")
+        .run(T);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    match &results[1] {
+        Err(Error::JobFailed { dependencies, .. }) => {
+            let _ = only(dependencies, "fail.service");
+        }
+        other => panic!("expected a dependency failure, got {other:?}"),
+    }
+    let job = m
+        .enqueue(Verb::Start, "needsfail.service", JobMode::Replace, T)
+        .unwrap();
+    let listed: Vec<&str> = job.transaction().iter().map(|t| t.unit.as_str()).collect();
+    assert_eq!(listed, ["fail.service"]);
+    match job.wait(T) {
+        Err(Error::JobFailed { dependencies, .. }) => {
+            let dep = only(&dependencies, "fail.service");
+            assert_exit(&dep, ExitStatus::Exited(1), UnitResult::ExitCode);
+        }
+        other => panic!("expected a dependency failure, got {other:?}"),
+    }
+    assert_eq!(m.pending_jobs(), 0);
 }

@@ -110,6 +110,7 @@ mod connect;
 mod deadline;
 mod dependency;
 mod error;
+mod follow;
 mod job;
 mod link;
 mod manager;

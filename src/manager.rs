@@ -8,10 +8,11 @@ use dbus::Message;
 use dbus::blocking::{Connection, Proxy};
 
 use crate::authorization::ActionSender;
-use crate::completion::{Completion, Follow, QueuedRun};
+use crate::completion::{Completion, QueuedRun};
 use crate::connect::Bus;
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
+use crate::follow::Follow;
 use crate::job::{Job, JobMode, JobOutcome, TransactionJob, Verb};
 use crate::link::Link;
 use crate::queued::{Batch, QueuedJob};

@@ -1,0 +1,239 @@
+//! Following a unit while its job runs and after: a reference on it, a match for its
+//! `PropertiesChanged`, and what those signals carried.
+//!
+//! On a bus, systemd sends a unit's `PropertiesChanged` only to clients that subscribed to
+//! all of its signals or hold a reference on the unit, and it may unload a unit that went
+//! inactive. So before the job is queued, the unit is loaded (`LoadUnit`), referenced
+//! (`Unit.Ref`, which both makes its signals reach us and keeps it loaded so its `Result` can
+//! still be read), and a match for its `PropertiesChanged` is added. On a private socket every
+//! signal reaches us anyway, and systemd refuses references from clients without a bus name
+//! (`InvalidArgs`); a unit unloaded there before it was read is known from the values its
+//! last signals carried. The reference and the match are dropped afterwards without waiting
+//! for replies.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use dbus::Message;
+use dbus::blocking::Proxy;
+use dbus::channel::{MatchingReceiver, Sender, Token};
+use dbus::message::MatchRule;
+
+use crate::deadline::Deadline;
+use crate::error::{BusError, Error, Result};
+use crate::manager::Manager;
+use crate::unit_state::{ExitStatus, UnitReader, UnitResult, UnitState};
+use crate::watch::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
+
+const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
+const BUS_NAME: &str = "org.freedesktop.DBus";
+
+/// A unit followed while its job runs and after: referenced and watched from before the job
+/// is queued until dropped.
+pub(crate) struct Follow<'m> {
+    pub(crate) manager: &'m Manager,
+    pub(crate) unit: String,
+    pub(crate) path: dbus::Path<'static>,
+    /// What the unit's `PropertiesChanged` signals carried.
+    pub(crate) seen: Arc<Mutex<Seen>>,
+    pub(crate) token: Option<Token>,
+    pub(crate) bus_rule: Option<String>,
+    pub(crate) referenced: bool,
+}
+
+impl fmt::Debug for Follow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Follow")
+            .field("unit", &self.unit)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'m> Follow<'m> {
+    /// Loads, references and watches `unit`, within `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchUnit`] and the other errors of loading a unit, or the bus daemon's
+    /// refusal of the match.
+    pub(crate) fn start(manager: &'m Manager, unit: &str, deadline: &Deadline) -> Result<Self> {
+        let fail = |call: &'static str, e: BusError| {
+            Error::unless_timed_out(unit, deadline, || {
+                Error::from_job_call(unit, crate::Verb::Start, call, e)
+            })
+        };
+        let conn = manager.connection();
+        let systemd = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &*conn);
+        let (path,): (dbus::Path<'static>,) = systemd
+            .method_call(MANAGER_IFACE, "LoadUnit", (unit,))
+            .map_err(|e| fail("LoadUnit", e.into()))?;
+        let mut follow = Follow {
+            manager,
+            unit: unit.to_owned(),
+            path: path.clone(),
+            seen: Arc::default(),
+            token: None,
+            bus_rule: None,
+            referenced: false,
+        };
+        let mut rule =
+            MatchRule::new_signal("org.freedesktop.DBus.Properties", "PropertiesChanged");
+        rule.path = Some(path.clone());
+        if !manager.is_direct() {
+            let mut bus_rule = rule.clone();
+            bus_rule.sender = Some(SYSTEMD_NAME.into());
+            let bus_rule = bus_rule.match_str();
+            Proxy::new(
+                BUS_NAME,
+                "/org/freedesktop/DBus",
+                deadline.call_timeout(),
+                &*conn,
+            )
+            .method_call::<(), _, _, _>(BUS_NAME, "AddMatch", (&bus_rule,))
+            .map_err(|e| fail("AddMatch", e.into()))?;
+            follow.bus_rule = Some(bus_rule);
+        }
+        let seen = Arc::clone(&follow.seen);
+        follow.token = Some(conn.start_receive(
+            rule,
+            Box::new(move |msg: Message, _| {
+                if let Ok((_, changed)) = msg.read2::<&str, dbus::arg::PropMap>() {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .update(&changed);
+                }
+                true
+            }),
+        ));
+        if !manager.is_direct() {
+            Proxy::new(SYSTEMD_NAME, path, deadline.call_timeout(), &*conn)
+                .method_call::<(), _, _, _>(UNIT_IFACE, "Ref", ())
+                .map_err(|e| fail("Ref", e.into()))?;
+            follow.referenced = true;
+        }
+        drop(conn);
+        Ok(follow)
+    }
+
+    pub(crate) fn lock_seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn read_state(&self, deadline: &Deadline) -> Result<UnitState> {
+        let conn = self.manager.connection();
+        UnitReader::open(&conn, &self.unit, deadline.call_timeout())
+            .and_then(|r| r.state())
+            .map_err(|e| self.read_error(e, deadline))
+    }
+
+    pub(crate) fn read_error(&self, e: BusError, deadline: &Deadline) -> Error {
+        Error::unless_timed_out(&self.unit, deadline, || {
+            Error::from_call(&self.unit, "Get", e)
+        })
+    }
+}
+
+/// What a unit's `PropertiesChanged` signals carried, for a unit unloaded before it is read.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) active_state: Option<String>,
+    pub(crate) sub_state: Option<String>,
+    /// A service's own status (`sd_notify(STATUS=...)`).
+    pub(crate) status_text: Option<String>,
+    /// Set by every signal; cleared by whoever reports progress.
+    pub(crate) changed: bool,
+    result: Option<String>,
+    exec_main_code: Option<i32>,
+    exec_main_status: Option<i32>,
+    inactive_exit: Option<u64>,
+    inactive_enter: Option<u64>,
+}
+
+impl Seen {
+    pub(crate) fn update(&mut self, changed: &dbus::arg::PropMap) {
+        use dbus::arg::prop_cast;
+        self.changed = true;
+        if let Some(v) = prop_cast::<String>(changed, "ActiveState") {
+            self.active_state = Some(v.clone());
+        }
+        if let Some(v) = prop_cast::<String>(changed, "SubState") {
+            self.sub_state = Some(v.clone());
+        }
+        if let Some(v) = prop_cast::<String>(changed, "StatusText") {
+            self.status_text = Some(v.clone());
+        }
+        if let Some(v) = prop_cast::<String>(changed, "Result") {
+            self.result = Some(v.clone());
+        }
+        if let Some(v) = prop_cast::<i32>(changed, "ExecMainCode") {
+            self.exec_main_code = Some(*v);
+        }
+        if let Some(v) = prop_cast::<i32>(changed, "ExecMainStatus") {
+            self.exec_main_status = Some(*v);
+        }
+        if let Some(v) = prop_cast::<u64>(changed, "InactiveExitTimestampMonotonic") {
+            self.inactive_exit = Some(*v);
+        }
+        if let Some(v) = prop_cast::<u64>(changed, "InactiveEnterTimestampMonotonic") {
+            self.inactive_enter = Some(*v);
+        }
+    }
+
+    /// If the unit as read now (`span`: when it last left and reached inactive) never ran,
+    /// though its signals said it did, it was unloaded and loaded afresh: the result, main
+    /// process status and span from the signals.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn unloaded_since(
+        &self,
+        span: (u64, u64),
+    ) -> Option<(UnitResult, Option<ExitStatus>, (u64, u64))> {
+        let exit = self.inactive_exit.filter(|&t| t > 0)?;
+        if span.0 != 0 {
+            return None;
+        }
+        let Ok(result) = self
+            .result
+            .as_deref()
+            .unwrap_or("success")
+            .parse::<UnitResult>();
+        let main = ExitStatus::from_code(
+            self.exec_main_code.unwrap_or(0),
+            self.exec_main_status.unwrap_or(0),
+        );
+        Some((result, main, (exit, self.inactive_enter.unwrap_or(0))))
+    }
+}
+
+impl Drop for Follow<'_> {
+    /// Drops the reference and the match without waiting for replies (systemd drops both
+    /// anyway when the connection closes).
+    fn drop(&mut self) {
+        let conn = self.manager.connection();
+        if let Some(token) = self.token.take() {
+            conn.stop_receive(token);
+        }
+        let mut calls = Vec::new();
+        if self.referenced
+            && let Ok(m) =
+                Message::new_method_call(SYSTEMD_NAME, self.path.clone(), UNIT_IFACE, "Unref")
+        {
+            calls.push(m);
+        }
+        if let Some(rule) = self.bus_rule.take()
+            && let Ok(m) =
+                Message::new_method_call(BUS_NAME, "/org/freedesktop/DBus", BUS_NAME, "RemoveMatch")
+        {
+            calls.push(m.append1(rule));
+        }
+        for mut call in calls {
+            call.set_no_reply(true);
+            if conn.send(call).is_err() {
+                log::debug!(
+                    "{}: could not drop the unit's reference or match",
+                    self.unit
+                );
+            }
+        }
+        conn.channel().flush();
+    }
+}

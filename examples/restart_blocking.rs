@@ -2,10 +2,11 @@
 //!
 //! Run `cargo run --example restart_blocking -- --help` for the options and exit statuses.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use systemd_jobs::{Bus, Error, JobMode, Manager, Verb, unit_name};
+use systemd_jobs::{Bus, Error, JobMode, Manager, Progress, Verb, unit_name};
 
 const HELP: &str = "\
 restart_blocking: restart systemd units and wait until each job has finished.
@@ -50,6 +51,9 @@ OPTIONS:
     -h, --help         print this help
 
 OUTPUT:
+    on a terminal, while waiting: one status line on stderr, redrawn in place and erased
+                                before the results: the unit, its state, the service's own
+                                status text, elapsed / timeout
     stdout, one line per unit:  UNIT: done (job ID, N ms)
     with --no-block:            UNIT: queued (job ID, JOB_PATH)
     with --wait:                UNIT: ran to completion, success (main process
@@ -220,9 +224,10 @@ fn run(o: Options) -> i32 {
         }
         return status;
     }
-    let batch = units
+    let mut batch = units
         .iter()
         .fold(manager.batch().mode(o.mode), |b, u| b.add(verb, u.as_str()));
+    let mut line = StatusLine::on_stderr(started, o.timeout);
     if o.wait {
         for result in batch.run_to_completion(left) {
             match result {
@@ -232,13 +237,102 @@ fn run(o: Options) -> i32 {
         }
         return status;
     }
-    for result in batch.run(left) {
+    if let Some(line) = line.as_mut() {
+        batch = batch.on_progress(StatusLine::EVERY, |p| line.draw(p));
+    }
+    let results = batch.run(left);
+    if let Some(line) = line.as_mut() {
+        line.clear();
+    }
+    for result in results {
         match result {
             Ok(outcome) => println!("{outcome}"),
             Err(e) => status = status.max(report(&e)),
         }
     }
     status
+}
+
+/// The status line on a terminal while jobs run: redrawn in place on stderr, erased before the
+/// results are printed. Two escape sequences (`\r` and erase-line) and the terminal's width
+/// are all it needs, so no terminal crate is pulled in for it.
+struct StatusLine {
+    frame: usize,
+    width: usize,
+    drawn: bool,
+    /// When the run began, and its whole `--timeout` (connecting included).
+    started: Instant,
+    timeout: Duration,
+}
+
+impl StatusLine {
+    /// How often the line is redrawn while nothing changes (the spinner and elapsed time).
+    const EVERY: Duration = Duration::from_millis(200);
+    const ERASE: &str = "\r\x1b[2K";
+
+    /// A status line if stderr is a terminal.
+    fn on_stderr(started: Instant, timeout: Duration) -> Option<StatusLine> {
+        std::io::stderr().is_terminal().then(|| StatusLine {
+            frame: 0,
+            width: terminal_width(),
+            drawn: false,
+            started,
+            timeout,
+        })
+    }
+
+    fn draw(&mut self, p: &Progress) {
+        const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+        self.frame += 1;
+        let text = format!(
+            "{} {p} [{} / {}]",
+            SPINNER[self.frame % SPINNER.len()],
+            human(self.started.elapsed()),
+            human(self.timeout)
+        );
+        let shown: String = text.chars().take(self.width.saturating_sub(1)).collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{}{shown}", Self::ERASE);
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    fn clear(&mut self) {
+        if std::mem::take(&mut self.drawn) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{}", Self::ERASE);
+            let _ = err.flush();
+        }
+    }
+}
+
+/// Seconds as systemd shows them: `5s`, `1min 30s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}min"),
+        (m, s) => format!("{m}min {s}s"),
+    }
+}
+
+/// Columns of the terminal on stderr (`TIOCGWINSZ`), else `$COLUMNS`, else 80.
+fn terminal_width() -> usize {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct it is given.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        return usize::from(size.ws_col);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(80)
 }
 
 fn main() -> ExitCode {

@@ -26,6 +26,11 @@ impl Deadline {
     }
 
     /// Time left; zero once the deadline has passed.
+    /// The whole time allowed, `None` if it does not fit an `Instant` (practically never).
+    pub(crate) fn total(&self) -> Option<Duration> {
+        self.at.map(|at| at - self.started)
+    }
+
     pub(crate) fn remaining(&self) -> Duration {
         match self.at {
             Some(at) => at.saturating_duration_since(Instant::now()),

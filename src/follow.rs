@@ -115,6 +115,26 @@ impl<'m> Follow<'m> {
         Ok(follow)
     }
 
+    /// Reads the unit's state and, for a service, its status text into what was seen, as the
+    /// starting point of progress reports. Values a signal brought meanwhile are kept.
+    pub(crate) fn prime(&self, deadline: &Deadline) {
+        let conn = self.manager.connection();
+        let Ok(reader) = UnitReader::open(&conn, &self.unit, deadline.call_timeout()) else {
+            return;
+        };
+        let state = reader.state().ok();
+        let status = reader.status_text().ok().flatten();
+        let mut seen = self.lock_seen();
+        if let Some(state) = state {
+            seen.active_state.get_or_insert(state.active_state);
+            seen.sub_state.get_or_insert(state.sub_state);
+        }
+        if let Some(status) = status {
+            seen.status_text.get_or_insert(status);
+        }
+        seen.changed = true;
+    }
+
     pub(crate) fn lock_seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -15,6 +15,7 @@ use crate::error::{BusError, Error, Result};
 use crate::follow::Follow;
 use crate::job::{Job, JobMode, JobOutcome, TransactionJob, Verb};
 use crate::link::Link;
+use crate::progress::Progress;
 use crate::queued::{Batch, QueuedJob};
 use crate::recover::monotonic_usec;
 use crate::unit_name;
@@ -377,6 +378,46 @@ impl Manager {
         let deadline = Deadline::after(timeout);
         self.enqueue_until(verb, unit, mode, &deadline)?
             .wait_until(&deadline)
+    }
+
+    /// As [`run`](Manager::run), reporting progress to `callback` while it waits: on every
+    /// change of the unit's state or status text, and every `every` while nothing changes.
+    /// See [`Batch::on_progress`] for what it costs.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use systemd_jobs::{JobMode, Manager, Verb};
+    ///
+    /// let manager = Manager::system()?;
+    /// let outcome = manager.run_with_progress(
+    ///     Verb::Restart,
+    ///     "postgresql.service",
+    ///     JobMode::Replace,
+    ///     Duration::from_secs(300),
+    ///     Duration::from_millis(250),
+    ///     |p| eprint!("\r{p} [{:?}]", p.elapsed),
+    /// )?;
+    /// # Ok::<(), systemd_jobs::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Manager::run`].
+    pub fn run_with_progress(
+        &self,
+        verb: Verb,
+        unit: &str,
+        mode: JobMode,
+        timeout: Duration,
+        every: Duration,
+        callback: impl FnMut(&Progress),
+    ) -> Result<JobOutcome> {
+        let mut results = self
+            .batch()
+            .mode(mode)
+            .add(verb, unit)
+            .on_progress(every, callback)
+            .run(timeout);
+        results.remove(0)
     }
 
     /// Starts `unit` and waits until it has run to completion, as `systemctl start --wait`

@@ -9,9 +9,12 @@ use crate::completion::{Completion, QueuedRun};
 use crate::deadline::Deadline;
 use crate::dependency::{self, FailedDependency};
 use crate::error::{Error, Result};
+use crate::follow::Follow;
 use crate::job::{Job, JobMode, JobOutcome, JobResult, TransactionJob, Verb};
 use crate::link::Interrupted;
 use crate::manager::Manager;
+use crate::progress::{self, Progress, Reporter, Watched};
+use crate::unit_name;
 use crate::unit_state::UnitReader;
 use crate::watch::{self, JOB_IFACE, Request, SYSTEMD_NAME, Settled};
 
@@ -174,6 +177,20 @@ impl<'m> QueuedJob<'m> {
             .link()
             .pump_until(deadline, |inbox| inbox.settled(path).is_some());
         self.finish(waited, deadline)
+    }
+
+    /// [`finish`](QueuedJob::finish) after a wait for several jobs: what stopped that wait
+    /// concerns this job only if its result had not arrived.
+    fn finish_after(
+        self,
+        waited: &std::result::Result<(), Interrupted>,
+        deadline: &Deadline,
+    ) -> Result<JobOutcome> {
+        let mine = match self.settled() {
+            Some(_) => Ok(()),
+            None => waited.clone(),
+        };
+        self.finish(mine, deadline)
     }
 
     /// Turns what waiting found into the operation's result.
@@ -351,6 +368,7 @@ pub struct Batch<'m> {
     manager: &'m Manager,
     mode: JobMode,
     items: Vec<(Verb, String, Option<JobMode>)>,
+    progress: Option<Reporter<'m>>,
 }
 
 impl<'m> Batch<'m> {
@@ -359,6 +377,7 @@ impl<'m> Batch<'m> {
             manager,
             mode: JobMode::default(),
             items: Vec::new(),
+            progress: None,
         }
     }
 
@@ -380,6 +399,20 @@ impl<'m> Batch<'m> {
         self
     }
 
+    /// Reports progress while [`run`](Batch::run) waits: `callback` gets a [`Progress`] for
+    /// a unit whenever its unit changes state or status text, and every `every` while
+    /// nothing changes (for elapsed time), from the thread that waits. Each unit is then
+    /// followed from before its job is queued: on a bus, three calls more per unit
+    /// (`LoadUnit`, `AddMatch`, `Unit.Ref`), undone afterwards without waiting. Without this,
+    /// nothing of it runs.
+    pub fn on_progress(mut self, every: Duration, callback: impl FnMut(&Progress) + 'm) -> Self {
+        self.progress = Some(Reporter {
+            every,
+            callback: Box::new(callback),
+        });
+        self
+    }
+
     /// Like [`run`](Batch::run), then follows each unit until it has run to completion, as
     /// [`Manager::run_to_completion`] does for one unit (meant for `start`, or `restart`, of
     /// units that stop by themselves). One deadline for the whole batch; one result per item,
@@ -387,61 +420,90 @@ impl<'m> Batch<'m> {
     pub fn run_to_completion(self, timeout: Duration) -> Vec<Result<Completion>> {
         let deadline = Deadline::after(timeout);
         // The start jobs first, all together; then each unit in turn.
-        let (runs, _) = self.queue_all(
-            &deadline,
-            |m, verb, unit, mode| m.enqueue_run_until(verb, unit, mode, &deadline),
-            QueuedRun::job_path,
-        );
+        let runs =
+            self.queue_each(|m, verb, unit, mode| m.enqueue_run_until(verb, unit, mode, &deadline));
+        let paths: Vec<&str> = runs
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(QueuedRun::job_path)
+            .collect();
+        let _ = self.wait_all(&paths, &deadline);
         runs.into_iter()
             .map(|run| run?.wait_until(&deadline))
             .collect()
     }
 
-    /// Queues every item with `queue`, in order, then pumps the connection until each queued
-    /// job (its path from `path`) has its result or the deadline passes.
-    fn queue_all<T>(
+    /// Queues every item with `queue`, in order.
+    fn queue_each<T>(
         &self,
-        deadline: &Deadline,
         queue: impl Fn(&'m Manager, Verb, &str, JobMode) -> Result<T>,
-        path: impl Fn(&T) -> &str,
-    ) -> (Vec<Result<T>>, std::result::Result<(), Interrupted>) {
-        let queued: Vec<Result<T>> = self
-            .items
+    ) -> Vec<Result<T>> {
+        self.items
             .iter()
             .map(|(verb, unit, mode)| queue(self.manager, *verb, unit, mode.unwrap_or(self.mode)))
-            .collect();
-        let paths: Vec<&str> = queued
-            .iter()
-            .filter_map(|q| q.as_ref().ok())
-            .map(&path)
-            .collect();
-        let waited = self.manager.link().pump_until(deadline, |inbox| {
+            .collect()
+    }
+
+    /// Pumps the connection until each job in `paths` has its result or `deadline` passes.
+    fn wait_all(
+        &self,
+        paths: &[&str],
+        deadline: &Deadline,
+    ) -> std::result::Result<(), Interrupted> {
+        self.manager.link().pump_until(deadline, |inbox| {
             paths.iter().all(|p| inbox.settled(p).is_some())
-        });
-        (queued, waited)
+        })
     }
 
     /// Queues every job, in order, then waits for all of them until `timeout` passes (one
     /// deadline for the whole batch). Returns one result per item, in input order: one
     /// failure does not hide the others, and a job that did not finish in time gets
     /// [`Error::Timeout`].
-    pub fn run(self, timeout: Duration) -> Vec<Result<JobOutcome>> {
+    pub fn run(mut self, timeout: Duration) -> Vec<Result<JobOutcome>> {
         let deadline = Deadline::after(timeout);
-        let (queued, waited) = self.queue_all(
-            &deadline,
-            |m, verb, unit, mode| m.enqueue_until(verb, unit, mode, &deadline),
-            |q| q.job.path(),
-        );
+        if let Some(mut reporter) = self.progress.take() {
+            return self.run_reporting(&mut reporter, &deadline);
+        }
+        let queued =
+            self.queue_each(|m, verb, unit, mode| m.enqueue_until(verb, unit, mode, &deadline));
+        let paths: Vec<&str> = queued
+            .iter()
+            .filter_map(|q| q.as_ref().ok())
+            .map(|q| q.job.path())
+            .collect();
+        let waited = self.wait_all(&paths, &deadline);
         queued
             .into_iter()
-            .map(|q| {
-                let q = q?;
-                let mine = match q.settled() {
-                    Some(_) => Ok(()),
-                    None => waited.clone(),
-                };
-                q.finish(mine, &deadline)
+            .map(|q| q?.finish_after(&waited, &deadline))
+            .collect()
+    }
+
+    /// [`run`](Batch::run) with each unit followed and its progress reported.
+    fn run_reporting(
+        &self,
+        reporter: &mut Reporter<'_>,
+        deadline: &Deadline,
+    ) -> Vec<Result<JobOutcome>> {
+        let queued = self.queue_each(|m, verb, unit, mode| {
+            unit_name::validate(unit)?;
+            let follow = Follow::start(m, unit, deadline)?;
+            follow.prime(deadline);
+            Ok((m.enqueue_until(verb, unit, mode, deadline)?, follow))
+        });
+        let watched: Vec<Watched<'_>> = queued
+            .iter()
+            .filter_map(|q| q.as_ref().ok())
+            .map(|(job, follow)| Watched {
+                unit: job.unit(),
+                job: job.job(),
+                follow,
             })
+            .collect();
+        let waited = progress::wait_reporting(self.manager, &watched, reporter, deadline);
+        drop(watched);
+        queued
+            .into_iter()
+            .map(|q| q?.0.finish_after(&waited, deadline))
             .collect()
     }
 }

@@ -271,6 +271,17 @@ impl<'a> UnitReader<'a> {
         ))
     }
 
+    /// A service's `StatusText` (what it reported with `sd_notify(STATUS=...)`); `None` for
+    /// other unit types.
+    pub(crate) fn status_text(&self) -> Result<Option<String>, BusError> {
+        if unit_type(self.unit) != Some("service") {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.get("org.freedesktop.systemd1.Service", "StatusText")?,
+        ))
+    }
+
     /// The units this one needs to start: `Requires=`, `Requisite=` and `BindsTo=`, the
     /// dependencies whose failure fails its start job with `dependency`.
     pub(crate) fn requirements(&self) -> Result<Vec<String>, BusError> {

@@ -40,6 +40,9 @@
 //!   jobs systemd queued with it ([`JobOutcome::transaction`]), and a `dependency` result
 //!   names the dependencies that failed and why ([`Error::JobFailed`]'s `dependencies`, see
 //!   [`FailedDependency`]), however deep below.
+//! - **Progress:** [`Batch::on_progress`] and [`Manager::run_with_progress`] report what the
+//!   job's unit is doing while an operation waits ([`Progress`]: its state and the service's
+//!   own status text), from the waiting thread.
 //! - **Run to completion:** [`Manager::run_to_completion`] starts a unit and waits until it
 //!   has stopped again, as `systemctl start --wait` does, reporting its `Result`, its main
 //!   process's exit status and how long it ran ([`Completion`]).

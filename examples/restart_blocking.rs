@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use systemd_jobs::{Bus, Error, JobMode, Manager, Progress, Verb, unit_name};
+use systemd_jobs::{Bus, Error, JobMode, Manager, Progress, Remote, Verb, unit_name};
 
 const HELP: &str = "\
 restart_blocking: restart systemd units and wait until each job has finished.
@@ -30,6 +30,9 @@ OPTIONS:
                        $XDG_RUNTIME_DIR/bus) instead of the system manager
     --address ADDR     the manager on the bus at this D-Bus address,
                        e.g. unix:path=/run/user/1000/bus
+    -H, --host [USER@]HOST[:PORT]
+                       the manager on another machine, over ssh (as systemctl -H; with
+                       --user, that user's manager); ssh must log in without asking
     --private          talk to the manager's private socket, no bus daemon:
                        /run/systemd/private, with --user $XDG_RUNTIME_DIR/systemd/private,
                        with --address that socket address
@@ -82,6 +85,7 @@ EXAMPLES:
     restart_blocking --verb reload-or-restart --mode fail app@1 app@2
     restart_blocking --private --no-block --verb stop /mnt/data
     restart_blocking --wait --timeout 600 db-migrate.service
+    restart_blocking -H deploy@db1.example.com:2222 postgresql
 ";
 
 struct Options {
@@ -90,6 +94,7 @@ struct Options {
     timeout: Duration,
     user: bool,
     address: Option<String>,
+    host: Option<Remote>,
     private: bool,
     no_block: bool,
     wait: bool,
@@ -116,6 +121,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         timeout: Duration::from_secs(90),
         user: false,
         address: None,
+        host: None,
         private: false,
         no_block: false,
         wait: false,
@@ -143,6 +149,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--timeout" => o.timeout = seconds("--timeout", &value()?)?,
             "--check-active" => o.check_active = Some(seconds("--check-active", &value()?)?),
             "--address" => o.address = Some(value()?),
+            "-H" | "--host" => o.host = Some(value()?.parse().map_err(|e: Error| e.to_string())?),
             "--user" => o.user = true,
             "--private" => o.private = true,
             "--no-block" => o.no_block = true,
@@ -157,6 +164,9 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
     if o.units.is_empty() {
         return Err("no unit given".to_owned());
     }
+    if o.host.is_some() && (o.private || o.address.is_some()) {
+        return Err("--host goes over ssh to a bus: not with --private or --address".to_owned());
+    }
     if o.wait && o.no_block {
         return Err("--wait and --no-block exclude each other".to_owned());
     }
@@ -167,6 +177,9 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
 }
 
 fn bus(o: &Options) -> Bus {
+    if let Some(remote) = &o.host {
+        return Bus::Remote(remote.clone().user_manager(o.user));
+    }
     match (&o.address, o.private, o.user) {
         (Some(a), true, _) => Bus::PrivateAddress(a.clone()),
         (Some(a), false, _) => Bus::Address(a.clone()),

@@ -7,6 +7,7 @@ use std::fmt;
 
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
+use crate::remote::Remote;
 use crate::watch::{MANAGER_PATH, SYSTEMD_NAME};
 
 /// Where the systemd manager is reached.
@@ -19,6 +20,7 @@ use crate::watch::{MANAGER_PATH, SYSTEMD_NAME};
 /// | [`PrivateSystem`](Bus::PrivateSystem) | `unix:path=/run/systemd/private` | system manager with no bus daemon (root) |
 /// | [`PrivateUser`](Bus::PrivateUser) | `unix:path=$XDG_RUNTIME_DIR/systemd/private` | user manager with no bus daemon |
 /// | [`PrivateAddress`](Bus::PrivateAddress) | as given | a manager's private socket elsewhere |
+/// | [`Remote`](Bus::Remote) | `unixexec:` running `ssh HOST systemd-stdio-bridge` | a manager on another machine |
 ///
 /// The private variants talk to the manager directly, as `systemctl` does: no bus daemon is
 /// involved, so they work while it is down or being upgraded. Only the manager's own user (root
@@ -39,6 +41,8 @@ pub enum Bus {
     PrivateUser,
     /// A manager's private socket at this D-Bus address.
     PrivateAddress(String),
+    /// The system or user manager of another machine, over ssh (as `systemctl -H`).
+    Remote(Remote),
 }
 
 impl Bus {
@@ -79,6 +83,7 @@ impl Bus {
             Bus::Address(a) | Bus::PrivateAddress(a) => a.clone(),
             Bus::PrivateSystem => "unix:path=/run/systemd/private".to_owned(),
             Bus::PrivateUser => format!("unix:path={}/systemd/private", runtime_dir()?),
+            Bus::Remote(remote) => remote.address(),
         })
     }
 
@@ -98,6 +103,18 @@ impl Bus {
             padded_ping()
         } else {
             hello()
+        };
+        // Over ssh, a connection that breaks before authenticating is looked into: ssh, the
+        // bridge, or the bus on the other side.
+        let fail = |e: dbus::Error| match self {
+            Bus::Remote(remote) => match remote.diagnose(deadline) {
+                Some(problem) => Error::RemoteUnreachable {
+                    target: self.to_string(),
+                    problem,
+                },
+                None => fail(e),
+            },
+            _ => fail(e),
         };
         let channel = Channel::open_private(&self.address()?).map_err(fail)?;
         let mut calls = vec![first];
@@ -347,6 +364,7 @@ impl fmt::Display for Bus {
             Bus::PrivateSystem => f.write_str("the system manager's private socket"),
             Bus::PrivateUser => f.write_str("the user manager's private socket"),
             Bus::PrivateAddress(a) => write!(f, "the manager's private socket at {a}"),
+            Bus::Remote(r) => write!(f, "{r}"),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::deadline::Deadline;
 use crate::dependency::FailedDependency;
 use crate::job::{Job, JobResult, ResultSource, Verb};
+use crate::remote::RemoteProblem;
 use crate::unit_name::NameProblem;
 use crate::unit_state::{FailureReason, UnitState};
 
@@ -100,6 +101,25 @@ pub enum Error {
         step: &'static str,
         /// How long we waited.
         waited: Duration,
+    },
+
+    /// A remote host given as `[USER@]HOST[:PORT]` could not be read.
+    #[error("invalid remote host {spec:?}: {why}")]
+    BadRemote {
+        /// What was given.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
+
+    /// A manager on another machine could not be reached over ssh: ssh failed, or there is no
+    /// systemd (bridge or bus) on the other side.
+    #[error("cannot reach {target}: {problem}")]
+    RemoteUnreachable {
+        /// What we tried to reach.
+        target: String,
+        /// Which part failed.
+        problem: RemoteProblem,
     },
 
     /// Connecting to the bus (or the manager's private socket) failed.
@@ -303,7 +323,12 @@ impl Error {
         use Error::*;
         match self {
             InvalidUnitName { name, .. } => Some(name),
-            UnknownJobMode(_) | UnknownVerb(_) | Connect { .. } | ConnectTimeout { .. } => None,
+            UnknownJobMode(_)
+            | UnknownVerb(_)
+            | BadRemote { .. }
+            | RemoteUnreachable { .. }
+            | Connect { .. }
+            | ConnectTimeout { .. } => None,
             ManagerUnavailable { unit, .. }
             | NoSuchUnit { unit, .. }
             | UnitMasked { unit, .. }
@@ -358,24 +383,25 @@ impl Error {
     /// | status | meaning |
     /// |---|---|
     /// | 1 | the job ended with a result other than done/skipped, the unit is not active, or a unit run to completion ended badly |
-    /// | 2 | usage: invalid unit name, unknown mode or verb |
+    /// | 2 | usage: invalid unit name, unknown mode or verb, invalid remote host |
     /// | 3 | job type not applicable |
     /// | 4 | access denied, transaction refused |
     /// | 5 | no such unit |
     /// | 6 | unit masked or failed to load |
     /// | 124 | deadline passed (also while connecting, or with a unit run to completion still active) |
-    /// | 125 | bus or manager error, or a result lost in a re-execution |
+    /// | 125 | bus or manager error, a remote host unreachable over ssh, or a result lost in a re-execution |
     pub fn exit_status(&self) -> i32 {
         use Error::*;
         match self {
             JobFailed { .. } | NotActive { .. } | RunFailed { .. } => 1,
-            InvalidUnitName { .. } | UnknownJobMode(_) | UnknownVerb(_) => 2,
+            InvalidUnitName { .. } | UnknownJobMode(_) | UnknownVerb(_) | BadRemote { .. } => 2,
             JobTypeNotApplicable { .. } => 3,
             AccessDenied { .. } | TransactionRefused { .. } => 4,
             NoSuchUnit { .. } => 5,
             UnitMasked { .. } | LoadFailed { .. } => 6,
             Timeout { .. } | ConnectTimeout { .. } | StillActive { .. } => 124,
             Connect { .. }
+            | RemoteUnreachable { .. }
             | OutcomeUnknown { .. }
             | ManagerUnavailable { .. }
             | ManagerGone { .. }

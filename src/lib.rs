@@ -120,6 +120,7 @@ mod manager;
 mod progress;
 mod queued;
 mod recover;
+mod remote;
 pub mod unit_name;
 mod unit_state;
 mod watch;
@@ -132,6 +133,7 @@ pub use job::{Job, JobMode, JobOutcome, JobResult, ResultSource, TransactionJob,
 pub use manager::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REEXEC_GRACE, Manager, ManagerBuilder};
 pub use progress::Progress;
 pub use queued::{Batch, JobState, QueuedJob};
+pub use remote::{Remote, RemoteProblem};
 pub use unit_name::NameProblem;
 pub use unit_state::{ExitStatus, FailureReason, UnitResult, UnitState};
 

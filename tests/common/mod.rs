@@ -231,6 +231,18 @@ impl Sandbox {
             .expect("daemon-reload");
     }
 
+    /// Moves process `pid` (a helper a test started, such as an sshd) into a cgroup below
+    /// the sandbox's, so the sandbox's teardown kills it and whatever it started.
+    pub fn adopt(&self, pid: u32, name: &str) -> Result<(), String> {
+        for cg in &self.cgroups {
+            let dir = cg.join(name);
+            fs::create_dir_all(&dir).map_err(|e| format!("{dir:?}: {e}"))?;
+            fs::write(dir.join("cgroup.procs"), pid.to_string())
+                .map_err(|e| format!("{dir:?}/cgroup.procs: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// A handle on this manager over its bus and one over its private socket, each with the
     /// name of its transport for assertion messages.
     pub fn on_both_transports(&self) -> [(&'static str, Manager); 2] {

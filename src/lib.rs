@@ -30,6 +30,7 @@
 //! - [`Bus::PrivateSystem`], [`Bus::PrivateUser`], [`Bus::PrivateAddress`]: the manager's own
 //!   socket, with no bus daemon (what `systemctl` uses). Works while the bus daemon is down;
 //!   only the manager's user may connect.
+//! - [`Bus::Remote`]: a manager on another machine, over ssh ([`Remote`], as `systemctl -H`).
 //! - [`ManagerBuilder::wrap`]: a `dbus::blocking::Connection` you already have.
 //!
 //! A [`Manager`] is a long-lived handle: it subscribes once, while connecting, and each

@@ -21,7 +21,7 @@ use crate::unit_state::{ExitStatus, FailureReason, UnitReader, UnitResult};
 /// The longest wait without reading the unit's state.
 const STATE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How a unit that ran to completion ended, from [`Manager::run_to_completion`]: it
+/// How a unit that ran to completion ended, from [`Manager::run_to_completion`](crate::Manager::run_to_completion): it
 /// started, ran, and is inactive again with `Result=success`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -55,7 +55,7 @@ impl fmt::Display for Completion {
     }
 }
 
-/// A start queued by [`Manager::enqueue_run`]: its job, and the unit followed until it
+/// A start queued by [`Manager::enqueue_run`](crate::Manager::enqueue_run): its job, and the unit followed until it
 /// stops. Dropping it forgets both; the unit runs on in systemd.
 #[derive(Debug)]
 #[must_use = "the unit runs on in systemd; wait() on it to learn how it ended"]
@@ -82,7 +82,7 @@ impl<'m> QueuedRun<'m> {
     /// Waits up to `timeout` for the start job and then for the unit to stop.
     ///
     /// # Errors
-    /// As [`Manager::run_to_completion`].
+    /// As [`Manager::run_to_completion`](crate::Manager::run_to_completion).
     pub fn wait(self, timeout: Duration) -> Result<Completion> {
         self.wait_until(&Deadline::after(timeout))
     }

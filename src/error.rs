@@ -385,7 +385,7 @@ impl Error {
     /// | 1 | the job ended with a result other than done/skipped, the unit is not active, or a unit run to completion ended badly |
     /// | 2 | usage: invalid unit name, unknown mode or verb, invalid remote host |
     /// | 3 | job type not applicable |
-    /// | 4 | access denied, transaction refused |
+    /// | 4 | access denied (also to the socket, when connecting), transaction refused |
     /// | 5 | no such unit |
     /// | 6 | unit masked or failed to load |
     /// | 124 | deadline passed (also while connecting, or with a unit run to completion still active) |
@@ -397,6 +397,11 @@ impl Error {
             InvalidUnitName { .. } | UnknownJobMode(_) | UnknownVerb(_) | BadRemote { .. } => 2,
             JobTypeNotApplicable { .. } => 3,
             AccessDenied { .. } | TransactionRefused { .. } => 4,
+            Connect { source, .. }
+                if source.name() == "org.freedesktop.DBus.Error.AccessDenied" =>
+            {
+                4
+            }
             NoSuchUnit { .. } => 5,
             UnitMasked { .. } | LoadFailed { .. } => 6,
             Timeout { .. } | ConnectTimeout { .. } | StillActive { .. } => 124,

@@ -641,6 +641,14 @@ impl Manager {
                     log::debug!("no EnqueueUnitJob here ({e:?}): using the per-verb methods");
                     self.no_enqueue_unit_job.set(true);
                 }
+                // systemd's own bus policy (252) lets callers that are not root send the
+                // per-verb methods, for polkit to decide, but not EnqueueUnitJob.
+                Err(e) if refused_by_bus_policy(&e) => {
+                    log::debug!(
+                        "EnqueueUnitJob refused by the bus policy: using the per-verb methods"
+                    );
+                    self.no_enqueue_unit_job.set(true);
+                }
                 Err(e) => return Err(("EnqueueUnitJob", e.into())),
             }
         }
@@ -669,6 +677,16 @@ impl Manager {
     pub(crate) fn options(&self) -> &Options {
         &self.options
     }
+}
+
+/// Whether the bus daemon itself refused a call by its policy (dbus-daemon's "Rejected send
+/// message", dbus-broker's "not authorized to send"), as opposed to the manager or polkit
+/// refusing it after it arrived.
+fn refused_by_bus_policy(e: &dbus::Error) -> bool {
+    e.name() == Some("org.freedesktop.DBus.Error.AccessDenied")
+        && e.message().is_some_and(|m| {
+            m.starts_with("Rejected send message") || m.contains("not authorized to send")
+        })
 }
 
 /// Compile-time check that a handle can be moved to another thread.

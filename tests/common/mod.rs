@@ -11,6 +11,8 @@
 //! skipped; with `CI=true` it fails instead.
 #![allow(dead_code)]
 
+pub mod container;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,251 @@
+//! A second real-manager fixture: the *system* manager, as PID 1 of a `systemd-nspawn`
+//! container booted from this machine's own `/usr`.
+//!
+//! Recipe: a cgroup of its own (as for the user manager), then
+//! `systemd-nspawn --register=no --keep-unit -q --volatile=yes -D / --machine=NAME
+//! --bind-ro=EXAMPLES:/opt/t --boot -- systemd.firstboot=off systemd.unit=basic.target`:
+//! a tmpfs root with the host's `/usr` read-only, systemd as PID 1 in system mode, its system
+//! bus at `/proc/PID1/root/run/dbus/system_bus_socket` from the host. The crate's example
+//! binaries are bind-mounted at `/opt/t`, and commands run inside with
+//! `nsenter -t PID1 -m -u -i -n -p`, as root or, through `setpriv`, as another user. Unit
+//! files go in the container's `/run/systemd/system`. [`Drop`] writes `1` to the cgroup's
+//! `cgroup.kill` and removes the cgroups depth-first, also when the test panicked; nspawn's
+//! own mounts live in its mount namespace and go with it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use dbus::blocking::Connection;
+use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+use systemd_jobs::{Bus, Manager};
+
+const NSPAWN: &str = "/usr/bin/systemd-nspawn";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Boots a container, or explains why it cannot and returns (a failure under CI).
+#[macro_export]
+macro_rules! container {
+    () => {
+        match common::container::Container::boot() {
+            Ok(c) => c,
+            Err(why) => {
+                common::missing_prerequisite(&why);
+                return;
+            }
+        }
+    };
+}
+
+/// A running container with systemd as PID 1.
+pub struct Container {
+    cgroups: Vec<PathBuf>,
+    kill_file: PathBuf,
+    child: Child,
+    pid1: u32,
+    name: String,
+    log: PathBuf,
+}
+
+impl Container {
+    /// Boots a container and waits until its system manager is up (at most 60 s).
+    pub fn boot() -> Result<Container, String> {
+        super::check_prerequisites()?;
+        if !Path::new(NSPAWN).exists() {
+            return Err(format!("{NSPAWN} is missing (install systemd-container)"));
+        }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("sj-sys-{}-{n}", std::process::id());
+        let (cgroups, unified) = super::cgroup_dirs(&name)?;
+        for c in &cgroups {
+            fs::create_dir_all(c).map_err(|e| format!("cannot create cgroup {c:?}: {e}"))?;
+        }
+        let examples = super::example_binary()
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or("no examples directory")?;
+        let log = std::env::temp_dir().join(format!("{name}.log"));
+        let join_cgroups: String = cgroups
+            .iter()
+            .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display()))
+            .collect();
+        let script = format!(
+            "{join_cgroups}exec {NSPAWN} --register=no --keep-unit -q --volatile=yes -D / \
+             --machine={name} --bind-ro={}:/opt/t --boot -- systemd.firstboot=off \
+             systemd.unit=basic.target",
+            examples.display()
+        );
+        let out = fs::File::create(&log).map_err(|e| e.to_string())?;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .spawn()
+            .map_err(|e| format!("cannot spawn systemd-nspawn: {e}"))?;
+        let mut container = Container {
+            cgroups,
+            kill_file: unified.join("cgroup.kill"),
+            pid1: 0,
+            child,
+            name,
+            log,
+        };
+        container.wait_until_running(Duration::from_secs(60))?;
+        Ok(container)
+    }
+
+    fn wait_until_running(&mut self, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        let mut last = String::from("no PID 1 yet");
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let log = fs::read_to_string(&self.log).unwrap_or_default();
+                return Err(format!("systemd-nspawn exited: {log}"));
+            }
+            if self.pid1 == 0 {
+                self.pid1 = container_init(&self.cgroups[self.cgroups.len() - 1]).unwrap_or(0);
+            }
+            if self.pid1 != 0 {
+                match self.system_state() {
+                    Ok(s) if s == "running" || s == "degraded" => return Ok(()),
+                    Ok(s) => last = format!("system state {s}"),
+                    Err(e) => last = e,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "the container's system manager did not come up in {limit:?}: {last}"
+        ))
+    }
+
+    fn system_state(&self) -> Result<String, String> {
+        let conn = self.raw_connection()?;
+        let p = super::systemd_manager(&conn, Duration::from_secs(2));
+        p.get("org.freedesktop.systemd1.Manager", "SystemState")
+            .map_err(|e| e.to_string())
+    }
+
+    /// The container's systemd, as the host sees its pid.
+    pub fn pid1(&self) -> u32 {
+        self.pid1
+    }
+
+    /// The container's system bus, reached from the host.
+    pub fn bus_address(&self) -> String {
+        format!(
+            "unix:path=/proc/{}/root/run/dbus/system_bus_socket",
+            self.pid1
+        )
+    }
+
+    /// A plain connection to the container's system bus, from the host.
+    pub fn raw_connection(&self) -> Result<Connection, String> {
+        Connection::new_address(&self.bus_address()).map_err(|e| e.to_string())
+    }
+
+    /// A handle on the container's system manager through its bus, from the host.
+    pub fn manager(&self) -> Manager {
+        Manager::connect(Bus::Address(self.bus_address())).expect("connect to the container")
+    }
+
+    /// Installs runtime units in the container (`/run/systemd/system`) and reloads.
+    pub fn install(&self, units: &[(&str, &str)]) {
+        let dir = PathBuf::from(format!("/proc/{}/root/run/systemd/system", self.pid1));
+        fs::create_dir_all(&dir).unwrap();
+        for (name, contents) in units {
+            fs::write(dir.join(name), contents).unwrap();
+        }
+        let (code, _, err) = self.run(None, &["systemctl", "daemon-reload"]);
+        assert_eq!(code, 0, "daemon-reload: {err}");
+    }
+
+    /// Runs `args` inside the container, as root or as `user` (a uid), and returns its exit
+    /// status, stdout and stderr.
+    pub fn run(&self, user: Option<u32>, args: &[&str]) -> (i32, String, String) {
+        let pid1 = self.pid1.to_string();
+        let mut command = Command::new("nsenter");
+        command.args(["-t", &pid1, "-m", "-u", "-i", "-n", "-p", "--"]);
+        if let Some(uid) = user {
+            let id = uid.to_string();
+            command.args([
+                "setpriv",
+                "--reuid",
+                &id,
+                "--regid",
+                &id,
+                "--clear-groups",
+                "--",
+            ]);
+        }
+        let out = command
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+            .output()
+            .expect("run nsenter");
+        super::exit_and_output(&out)
+    }
+
+    /// Runs the example inside the container.
+    pub fn run_example(&self, user: Option<u32>, args: &[&str]) -> (i32, String, String) {
+        let mut all = vec!["/opt/t/restart_blocking"];
+        all.extend_from_slice(args);
+        self.run(user, &all)
+    }
+
+    /// A unit's property, read inside the container.
+    pub fn unit_property(&self, unit: &str, name: &str) -> String {
+        let (_, out, _) = self.run(None, &["systemctl", "show", "-P", name, unit]);
+        out.trim().to_owned()
+    }
+}
+
+/// The process of the cgroup tree at `cgroup` that is PID 1 in its own pid namespace.
+fn container_init(cgroup: &Path) -> Option<u32> {
+    let mut pids = Vec::new();
+    collect_pids(cgroup, &mut pids);
+    pids.into_iter().find(|pid| {
+        fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|l| l.split_whitespace().last())
+                == Some("1")
+        })
+    })
+}
+
+fn collect_pids(dir: &Path, pids: &mut Vec<u32>) {
+    if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_pids(&e.path(), pids);
+            }
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.kill_file, "1");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for cg in &self.cgroups {
+            while super::remove_tree(cg).is_err() && Instant::now() < deadline {
+                let _ = fs::write(&self.kill_file, "1");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = fs::remove_dir(format!("/run/systemd/nspawn/propagate/{}", self.name));
+        let _ = fs::remove_file(&self.log);
+    }
+}

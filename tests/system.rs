@@ -1,0 +1,143 @@
+//! The system manager: systemd as PID 1 in a `systemd-nspawn` container booted from this
+//! machine's own `/usr` (`tests/common/container.rs`), with its system bus, its private socket
+//! and polkit deciding for callers that are not root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use systemd_jobs::{Bus, Error, ExitStatus, JobMode, JobResult, Manager, Verb};
+
+const T: Duration = Duration::from_secs(20);
+const NOBODY: u32 = 65534;
+
+#[test]
+fn root_inside_uses_the_default_paths_and_gets_systemctl_s_statuses() {
+    let c = container!();
+    c.install(&[
+        ("ok.service", common::ONESHOT_OK),
+        ("bad.service", common::ONESHOT_FAILS),
+    ]);
+    // No address given: Manager::system() on /run/dbus/system_bus_socket, and with --private
+    // Bus::PrivateSystem on /run/systemd/private.
+    for args in [&["ok"][..], &["--private", "ok"]] {
+        let (code, out, err) = c.run_example(None, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.starts_with("ok.service: done (job "), "{args:?}: {out}");
+    }
+    let (code, _, err) = c.run_example(None, &["bad"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("main process exited with status 3"), "{err}");
+    let (code, _, err) = c.run_example(None, &["nope"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("nope.service: no such unit"), "{err}");
+    // A batch: one line per unit done, the errors on stderr, the highest status.
+    let (code, out, err) = c.run_example(None, &["--private", "ok", "bad", "nope"]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+#[test]
+fn the_library_drives_the_system_manager_over_its_bus() {
+    let c = container!();
+    c.install(&[
+        ("ok.service", common::ONESHOT_OK),
+        ("bad.service", common::ONESHOT_FAILS),
+        ("slow.service", &common::slow_start(2.0)),
+    ]);
+    let m = c.manager();
+    assert_eq!(
+        m.restart("ok.service", JobMode::Replace, T).unwrap().result,
+        JobResult::Done
+    );
+    match m.start("bad.service", JobMode::Replace, T) {
+        Err(Error::JobFailed { reason, .. }) => {
+            assert_eq!(reason.unwrap().main_process, Some(ExitStatus::Exited(3)))
+        }
+        other => panic!("{other:?}"),
+    }
+    let results = m
+        .batch()
+        .add(Verb::Restart, "ok.service")
+        .add(Verb::Start, "nope.service")
+        .run(T);
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(Error::NoSuchUnit { .. })));
+
+    // PID 1 re-executes while we wait: the job's own JobRemoved still comes, from the new
+    // owner of org.freedesktop.systemd1.
+    let job = m
+        .enqueue(Verb::Restart, "slow.service", JobMode::Replace, T)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _, err) = c.run(None, &["systemctl", "daemon-reexec"]);
+    assert_eq!(code, 0, "{err}");
+    let started = Instant::now();
+    let out = job.wait(T).unwrap();
+    assert_eq!(out.result, JobResult::Done);
+    assert_eq!(out.result_source, systemd_jobs::ResultSource::JobRemoved);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(m.pending_jobs(), 0);
+}
+
+#[test]
+fn callers_that_are_not_root_are_refused_with_status_4() {
+    let c = container!();
+    c.install(&[("ok.service", common::ONESHOT_OK)]);
+    // Over the system bus polkit decides, and without an agent that is a refusal at once,
+    // with or without the interactive-authorization flag.
+    for args in [&["ok"][..], &["--ask-password", "ok"]] {
+        let started = Instant::now();
+        let (code, _, err) = c.run_example(Some(NOBODY), args);
+        assert_eq!(code, 4, "{args:?}: {err}");
+        assert!(
+            err.contains("ok.service: access denied")
+                && err.contains("InteractiveAuthorizationRequired"),
+            "{args:?}: {err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // The private socket is root's only.
+    let (code, _, err) = c.run_example(Some(NOBODY), &["--private", "ok"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(c.unit_property("ok.service", "ActiveState"), "inactive");
+}
+
+#[test]
+fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace() {
+    let c = container!();
+    // From the host, the socket file is reachable through /proc/PID1/root, but the kernel
+    // reports our pid as 0 to a manager in another pid namespace, and systemd refuses such
+    // peers ("Incoming private connection from unprivileged client, refusing").
+    let bus = Bus::PrivateAddress(format!(
+        "unix:path=/proc/{}/root/run/systemd/private",
+        c.pid1()
+    ));
+    match Manager::builder()
+        .bus(bus)
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+    {
+        Err(Error::Connect { .. }) => {}
+        other => panic!("expected Connect, got {other:?}"),
+    }
+    let (_, log, _) = c.run(
+        None,
+        &[
+            "journalctl",
+            "-b",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-u",
+            "init.scope",
+        ],
+    );
+    assert!(log.contains("refusing"), "{log}");
+}

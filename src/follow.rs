@@ -106,18 +106,35 @@ impl<'m> Follow<'m> {
             }),
         ));
         if !manager.is_direct() {
-            Proxy::new(SYSTEMD_NAME, path, deadline.call_timeout(), &*conn)
+            // A reference needs the same authorization as managing the unit; a caller that
+            // polkit would have to ask is followed without one (asking twice, once for the
+            // reference and once for the job, would be worse).
+            match Proxy::new(SYSTEMD_NAME, path, deadline.call_timeout(), &*conn)
                 .method_call::<(), _, _, _>(UNIT_IFACE, "Ref", ())
-                .map_err(|e| fail("Ref", e.into()))?;
-            follow.referenced = true;
+            {
+                Ok(()) => follow.referenced = true,
+                Err(e) if is_refusal(&e) => {
+                    log::debug!(
+                        "{unit}: no reference allowed ({e}): following by reading its state"
+                    );
+                }
+                Err(e) => return Err(fail("Ref", e.into())),
+            }
         }
         drop(conn);
         Ok(follow)
     }
 
-    /// Reads the unit's state and, for a service, its status text into what was seen, as the
-    /// starting point of progress reports. Values a signal brought meanwhile are kept.
-    pub(crate) fn prime(&self, deadline: &Deadline) {
+    /// Whether the unit's signals are sure to reach us: on a private socket always, on a bus
+    /// only while we hold a reference on the unit.
+    pub(crate) fn signals_arrive(&self) -> bool {
+        self.manager.is_direct() || self.referenced
+    }
+
+    /// Reads the unit's state and, for a service, its status text into what was seen: as the
+    /// starting point of progress reports (`overwrite` false: values a signal brought
+    /// meanwhile are kept), or in place of signals that do not reach us (`overwrite` true).
+    pub(crate) fn read_into_seen(&self, deadline: &Deadline, overwrite: bool) {
         let conn = self.manager.connection();
         let Ok(reader) = UnitReader::open(&conn, &self.unit, deadline.call_timeout()) else {
             return;
@@ -125,12 +142,17 @@ impl<'m> Follow<'m> {
         let state = reader.state().ok();
         let status = reader.status_text().ok().flatten();
         let mut seen = self.lock_seen();
+        let set = |slot: &mut Option<String>, value: String| {
+            if overwrite || slot.is_none() {
+                *slot = Some(value);
+            }
+        };
         if let Some(state) = state {
-            seen.active_state.get_or_insert(state.active_state);
-            seen.sub_state.get_or_insert(state.sub_state);
+            set(&mut seen.active_state, state.active_state);
+            set(&mut seen.sub_state, state.sub_state);
         }
         if let Some(status) = status {
-            seen.status_text.get_or_insert(status);
+            set(&mut seen.status_text, status);
         }
         seen.changed = true;
     }
@@ -151,6 +173,17 @@ impl<'m> Follow<'m> {
             Error::from_call(&self.unit, "Get", e)
         })
     }
+}
+
+/// Whether systemd (or polkit for it) refused a call, as opposed to failing it.
+fn is_refusal(e: &dbus::Error) -> bool {
+    matches!(
+        e.name(),
+        Some(
+            "org.freedesktop.DBus.Error.AccessDenied"
+                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+        )
+    )
 }
 
 /// What a unit's `PropertiesChanged` signals carried, for a unit unloaded before it is read.

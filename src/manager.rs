@@ -569,7 +569,7 @@ impl Manager {
         self.link.subscribe(deadline).map_err(|e| {
             Error::unless_timed_out(unit, deadline, || Error::from_call(unit, "AddMatch", e))
         })?;
-        log::debug!("calling {}({unit}, {mode})", verb.method());
+        log::debug!("queuing {verb} {unit} ({mode})");
         let sender = self.action_sender();
         let proxy = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &sender);
         let queued_at_usec = monotonic_usec();

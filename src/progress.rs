@@ -7,7 +7,9 @@
 //! ([`crate::follow`]: loaded, referenced and matched on a bus, three calls before the job)
 //! and its state and status text read once; then every `PropertiesChanged` of the unit is
 //! reported at once, and a report also comes every `every` while nothing changes, with the
-//! job's `State` read then (one call), so a caller can show elapsed time.
+//! job's `State` read then (one call), so a caller can show elapsed time. A caller that may
+//! not hold a reference on the unit (not root on the system bus: polkit would have to ask)
+//! gets no signals of it there, and its state is read at each tick instead.
 
 use std::fmt;
 use std::sync::Arc;
@@ -95,6 +97,10 @@ pub(crate) fn wait_reporting(
     let mut tick = true;
     loop {
         for w in watched.iter().filter(|w| pending(w)) {
+            if tick && !w.follow.signals_arrive() {
+                // No reference on the unit (polkit would have had to ask): read its state.
+                w.follow.read_into_seen(deadline, true);
+            }
             let changed = std::mem::take(&mut w.follow.lock_seen().changed);
             if changed || tick {
                 let report = report(manager, w, deadline);

@@ -487,7 +487,7 @@ impl<'m> Batch<'m> {
         let queued = self.queue_each(|m, verb, unit, mode| {
             unit_name::validate(unit)?;
             let follow = Follow::start(m, unit, deadline)?;
-            follow.prime(deadline);
+            follow.read_into_seen(deadline, false);
             Ok((m.enqueue_until(verb, unit, mode, deadline)?, follow))
         });
         let watched: Vec<Watched<'_>> = queued

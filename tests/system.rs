@@ -112,6 +112,7 @@ fn callers_that_are_not_root_are_refused_with_status_4() {
 #[test]
 fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace() {
     let c = container!();
+    c.install(&[("ok.service", common::ONESHOT_OK)]);
     // From the host, the socket file is reachable through /proc/PID1/root, but the kernel
     // reports our pid as 0 to a manager in another pid namespace, and systemd refuses such
     // peers ("Incoming private connection from unprivileged client, refusing").
@@ -119,13 +120,16 @@ fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace() {
         "unix:path=/proc/{}/root/run/systemd/private",
         c.pid1()
     ));
-    match Manager::builder()
+    // The refusal comes once authentication is done, so it may meet the connect or the
+    // first call.
+    let result = Manager::builder()
         .bus(bus)
         .connect_timeout(Duration::from_secs(5))
         .connect()
-    {
-        Err(Error::Connect { .. }) => {}
-        other => panic!("expected Connect, got {other:?}"),
+        .and_then(|m| m.start("ok.service", JobMode::Replace, Duration::from_secs(5)));
+    match result {
+        Err(Error::Connect { .. } | Error::ManagerGone { .. } | Error::Disconnected { .. }) => {}
+        other => panic!("expected the connection refused, got {other:?}"),
     }
     let (_, log, _) = c.run(
         None,
@@ -140,4 +144,90 @@ fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace() {
         ],
     );
     assert!(log.contains("refusing"), "{log}");
+}
+
+const USER: &str = "sjtest";
+const UID: u32 = 4242;
+const PASSWORD: &str = "correct horse";
+
+/// The example as [`USER`], with `pkttyagent` registered for its process first (the agent
+/// closes `--notify-fd` once polkit has it), all on one terminal.
+fn with_agent(example_args: &str) -> String {
+    format!(
+        "f=$(mktemp -u) && mkfifo $f && (pkttyagent --process $$ --notify-fd 3 3>$f &) && \
+         cat $f >/dev/null && exec /opt/t/restart_blocking {example_args}"
+    )
+}
+
+#[test]
+fn interactive_authorization_end_to_end() {
+    let c = container!();
+    c.install(&[("ok.service", common::ONESHOT_OK)]);
+    c.add_polkit_user(USER, UID, PASSWORD);
+    let limit = Duration::from_secs(30);
+
+    // The right password: the prompt shows, and the job runs to done.
+    let run = c.on_terminal(UID, &with_agent("--ask-password ok"), Some(PASSWORD), limit);
+    assert_eq!(run.code, 0, "{}", run.screen);
+    assert!(
+        run.screen
+            .contains("AUTHENTICATING FOR org.freedesktop.systemd1.manage-units"),
+        "{}",
+        run.screen
+    );
+    assert!(
+        run.screen.contains("ok.service: done (job "),
+        "{}",
+        run.screen
+    );
+
+    // A wrong password, at each of PAM's prompts: access denied.
+    let run = c.on_terminal(UID, &with_agent("--ask-password ok"), Some("wrong"), limit);
+    assert_eq!(run.code, 4, "{}", run.screen);
+    assert!(
+        run.screen.contains("AUTHENTICATION FAILED"),
+        "{}",
+        run.screen
+    );
+    assert!(
+        run.screen.contains("ok.service: access denied"),
+        "{}",
+        run.screen
+    );
+
+    // No agent: access denied at once, though the flag allows asking.
+    let run = c.on_terminal(
+        UID,
+        "exec /opt/t/restart_blocking --ask-password ok",
+        None,
+        limit,
+    );
+    assert_eq!(run.code, 4, "{}", run.screen);
+    assert!(!run.screen.contains("Password:"), "{}", run.screen);
+    assert!(run.took < Duration::from_secs(5), "{:?}", run.took);
+
+    // Without the flag, systemd 252 asks all the same for a unit's job when an agent is
+    // there: its job methods allow interaction whatever the header says. (Without an agent,
+    // as above, the refusal is at once either way.)
+    let run = c.on_terminal(UID, &with_agent("ok"), Some(PASSWORD), limit);
+    assert_eq!(run.code, 0, "{}", run.screen);
+    assert!(run.screen.contains("Password:"), "{}", run.screen);
+    let run = c.on_terminal(UID, "exec /opt/t/restart_blocking ok", None, limit);
+    assert_eq!(run.code, 4, "{}", run.screen);
+    assert!(run.took < Duration::from_secs(5), "{:?}", run.took);
+
+    // A prompt nobody answers: a timeout at the deadline, with no job queued.
+    let run = c.on_terminal(
+        UID,
+        &with_agent("--ask-password --timeout 3 ok"),
+        None,
+        limit,
+    );
+    assert_eq!(run.code, 124, "{}", run.screen);
+    assert!(run.screen.contains("Password:"), "{}", run.screen);
+    assert!(
+        run.took >= Duration::from_secs(3) && run.took < Duration::from_secs(6),
+        "{:?}",
+        run.took
+    );
 }

@@ -249,3 +249,132 @@ impl Drop for Container {
         let _ = fs::remove_file(&self.log);
     }
 }
+
+/// What a command run on a terminal inside the container did.
+pub struct OnTerminal {
+    /// Its exit status (-1 if it was killed at the limit).
+    pub code: i32,
+    /// Everything the terminal showed.
+    pub screen: String,
+    /// How long it ran.
+    pub took: Duration,
+}
+
+impl Container {
+    /// Adds a user `name` (uid = gid = `uid`) with `password`, and a polkit rule that lets
+    /// them manage units after typing their own password (`auth_self`). PAM's configuration
+    /// is copied from the host: the container's `/etc` starts empty.
+    pub fn add_polkit_user(&self, name: &str, uid: u32, password: &str) {
+        let root = format!("/proc/{}/root", self.pid1);
+        let st = Command::new("cp")
+            .args(["-a", "/etc/pam.d", &format!("{root}/etc/")])
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying /etc/pam.d");
+        let rules = format!("{root}/etc/polkit-1/rules.d");
+        fs::create_dir_all(&rules).unwrap();
+        fs::write(
+            format!("{rules}/10-{name}.rules"),
+            format!(
+                "polkit.addRule(function(action, subject) {{\n  if (action.id == \
+                 \"org.freedesktop.systemd1.manage-units\" && subject.user == \"{name}\") {{\n    \
+                 return polkit.Result.AUTH_SELF;\n  }}\n}});\n"
+            ),
+        )
+        .unwrap();
+        let script = format!(
+            "echo '{name}:x:{uid}:{uid}::/tmp:/bin/sh' >> /etc/passwd && \
+             echo '{name}:x:{uid}:' >> /etc/group && echo '{name}:!:19000::::::' >> /etc/shadow && \
+             echo '{name}:{password}' | chpasswd"
+        );
+        let (code, _, err) = self.run(None, &["sh", "-c", &script]);
+        assert_eq!(code, 0, "adding {name}: {err}");
+    }
+
+    /// Runs `script` with `sh -c` as `uid` on a pseudo-terminal inside the container
+    /// (`script`), types `answer` at every `Password:` prompt, and kills it after `limit`.
+    pub fn on_terminal(
+        &self,
+        uid: u32,
+        script: &str,
+        answer: Option<&str>,
+        limit: Duration,
+    ) -> OnTerminal {
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+        let pid1 = self.pid1.to_string();
+        let id = uid.to_string();
+        let mut child = Command::new("nsenter")
+            .args(["-t", &pid1, "-m", "-u", "-i", "-n", "-p", "--"])
+            .args([
+                "setpriv",
+                "--reuid",
+                &id,
+                "--regid",
+                &id,
+                "--clear-groups",
+                "--",
+            ])
+            .args(["script", "-qfec", &format!("sh -c '{script}'"), "/dev/null"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("TERM", "dumb")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run script in the container");
+        let screen = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let screen = Arc::clone(&screen);
+            let mut out = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = out.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    screen
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        // Kept open until the end: the terminal must not see end-of-input.
+        let mut stdin = child.stdin.take().unwrap();
+        let mut answered = 0;
+        let mut prompt_seen: Option<Instant> = None;
+        let started = Instant::now();
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code().unwrap_or(-1);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break -1;
+            }
+            // Every prompt is answered (PAM asks again after a wrong password), once it has
+            // shown for a moment: pkttyagent prints the prompt before it turns echo off with
+            // TCSAFLUSH, which throws away anything typed in between.
+            let prompts = screen.lock().unwrap().matches("Password:").count();
+            if prompts > answered {
+                let since = *prompt_seen.get_or_insert_with(Instant::now);
+                if let Some(answer) = answer
+                    && since.elapsed() > Duration::from_millis(300)
+                {
+                    stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+                    answered = prompts;
+                    prompt_seen = None;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(stdin);
+        let took = started.elapsed();
+        let _ = reader.join();
+        let screen = screen.lock().unwrap().clone();
+        OnTerminal { code, screen, took }
+    }
+}

@@ -122,11 +122,14 @@ fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace() {
     ));
     // The refusal comes once authentication is done, so it may meet the connect or the
     // first call.
-    let result = Manager::builder()
+    let connected = Manager::builder()
         .bus(bus)
         .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .and_then(|m| m.start("ok.service", JobMode::Replace, Duration::from_secs(5)));
+        .connect();
+    let result = match connected {
+        Ok(m) => m.start("ok.service", JobMode::Replace, Duration::from_secs(5)),
+        Err(e) => Err(e),
+    };
     match result {
         Err(Error::Connect { .. } | Error::ManagerGone { .. } | Error::Disconnected { .. }) => {}
         other => panic!("expected the connection refused, got {other:?}"),

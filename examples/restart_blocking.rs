@@ -49,8 +49,10 @@ OPTIONS:
                        if the unit is not active                       [default: no check]
     --ask-password     let polkit ask for a password when you may not change the unit
                        outright, through your session's authentication agent (none is
-                       started for you); the time spent asking counts against --timeout
-                       [default: don't ask: fail with exit status 4]
+                       started for you); the time spent asking counts against --timeout,
+                       and the system bus gives up after 25 s
+                       [default: the flag is not set; systemd 252 still asks for unit
+                       jobs when an agent is registered for you, else exit status 4]
     -h, --help         print this help
 
 OUTPUT:

@@ -111,8 +111,18 @@ impl ManagerBuilder {
     /// Lets polkit ask the user to authenticate when the caller is not allowed to act on a
     /// unit outright: the calls that queue or cancel jobs carry D-Bus's
     /// `ALLOW_INTERACTIVE_AUTHORIZATION` header flag, as with `systemctl` on a terminal (its
-    /// `--no-ask-password` turns it off). Default: `false`, such a call fails at once with
+    /// `--no-ask-password` turns it off). Default: `false`: the flag is not set, and where the
+    /// manager honours it a call that would need a prompt fails at once with
     /// [`Error::AccessDenied`] (systemd's `InteractiveAuthorizationRequired`).
+    ///
+    /// systemd 252 lets polkit ask for a unit's job methods (start, stop, restart...) even
+    /// without the flag, whenever an agent is registered for the caller; without an agent the
+    /// refusal is immediate either way (proven against a real system manager). The flag
+    /// matters for the calls that honour it, and states the caller's intent.
+    ///
+    /// On the system bus, the bus daemon cuts a call off after its reply timeout (25 s by
+    /// default): a prompt must be answered within that, or the call fails with
+    /// [`Error::Bus`] (`NoReply`), whatever the operation's timeout.
     ///
     /// It matters for the system manager and callers that are not root. polkit asks through
     /// the authentication agent registered for the caller's session (a desktop's own agent,

@@ -33,12 +33,12 @@ const BUS_NAME: &str = "org.freedesktop.DBus";
 pub(crate) struct Follow<'m> {
     pub(crate) manager: &'m Manager,
     pub(crate) unit: String,
-    pub(crate) path: dbus::Path<'static>,
+    path: dbus::Path<'static>,
     /// What the unit's `PropertiesChanged` signals carried.
     pub(crate) seen: Arc<Mutex<Seen>>,
-    pub(crate) token: Option<Token>,
-    pub(crate) bus_rule: Option<String>,
-    pub(crate) referenced: bool,
+    token: Option<Token>,
+    bus_rule: Option<String>,
+    referenced: bool,
 }
 
 impl fmt::Debug for Follow<'_> {

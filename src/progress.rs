@@ -15,16 +15,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dbus::blocking::Proxy;
-use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
-
 use crate::deadline::Deadline;
 use crate::follow::Follow;
 use crate::job::Job;
 use crate::link::Interrupted;
 use crate::manager::Manager;
-use crate::queued::JobState;
-use crate::watch::{self, JOB_IFACE, SYSTEMD_NAME};
+use crate::queued::{JobState, read_job_state};
+use crate::watch;
 
 /// What a job and its unit are doing while we wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,16 +127,7 @@ pub(crate) fn wait_reporting(
 
 /// One report on `w`: the unit as its signals last said, the job's state read now.
 fn report(manager: &Manager, w: &Watched<'_>, deadline: &Deadline) -> Progress {
-    let job_state = {
-        let conn = manager.connection();
-        Proxy::new(SYSTEMD_NAME, w.job.path(), deadline.call_timeout(), &*conn)
-            .get::<String>(JOB_IFACE, "State")
-            .ok()
-            .map(|s| match s.as_str() {
-                "running" => JobState::Running,
-                _ => JobState::Waiting,
-            })
-    };
+    let job_state = read_job_state(&manager.connection(), w.job, deadline.call_timeout()).ok();
     let seen = w.follow.lock_seen();
     Progress {
         unit: w.unit.to_owned(),

@@ -35,6 +35,22 @@ pub enum JobState {
     Lost,
 }
 
+/// A queued job's `State` as its job object tells it: [`JobState::Running`] or
+/// [`JobState::Waiting`].
+pub(crate) fn read_job_state(
+    conn: &dbus::blocking::Connection,
+    job: &Job,
+    timeout: Duration,
+) -> std::result::Result<JobState, dbus::Error> {
+    let state: String =
+        Proxy::new(SYSTEMD_NAME, job.path(), timeout, conn).get(JOB_IFACE, "State")?;
+    Ok(if state == "running" {
+        JobState::Running
+    } else {
+        JobState::Waiting
+    })
+}
+
 /// A job systemd has queued for us, from [`Manager::enqueue`].
 ///
 /// Its result is recorded as soon as the connection is pumped (by any wait on the same
@@ -123,19 +139,8 @@ impl<'m> QueuedJob<'m> {
         if let Some(r) = self.finished() {
             return Ok(r);
         }
-        let state = {
-            let conn = link.conn();
-            let proxy = Proxy::new(
-                SYSTEMD_NAME,
-                self.job.path(),
-                deadline.call_timeout(),
-                &*conn,
-            );
-            proxy.get::<String>(JOB_IFACE, "State")
-        };
-        match state {
-            Ok(s) if s == "running" => Ok(JobState::Running),
-            Ok(_) => Ok(JobState::Waiting),
+        match read_job_state(&link.conn(), &self.job, deadline.call_timeout()) {
+            Ok(state) => Ok(state),
             Err(e) => {
                 // The job may have finished between the drain and the call.
                 let _ = link.drain();

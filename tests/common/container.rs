@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use dbus::blocking::Connection;
-use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 use systemd_jobs::{Bus, Manager};
 
 const NSPAWN: &str = "/usr/bin/systemd-nspawn";
@@ -111,9 +110,8 @@ impl Container {
                 self.pid1 = container_init(&self.cgroups[self.cgroups.len() - 1]).unwrap_or(0);
             }
             if self.pid1 != 0 {
-                match self.system_state() {
-                    Ok(s) if s == "running" || s == "degraded" => return Ok(()),
-                    Ok(s) => last = format!("system state {s}"),
+                match super::finished_starting(self.raw_connection()) {
+                    Ok(()) => return Ok(()),
                     Err(e) => last = e,
                 }
             }
@@ -122,13 +120,6 @@ impl Container {
         Err(format!(
             "the container's system manager did not come up in {limit:?}: {last}"
         ))
-    }
-
-    fn system_state(&self) -> Result<String, String> {
-        let conn = self.raw_connection()?;
-        let p = super::systemd_manager(&conn, Duration::from_secs(2));
-        p.get("org.freedesktop.systemd1.Manager", "SystemState")
-            .map_err(|e| e.to_string())
     }
 
     /// The container's systemd, as the host sees its pid.
@@ -165,12 +156,20 @@ impl Container {
         assert_eq!(code, 0, "daemon-reload: {err}");
     }
 
-    /// Runs `args` inside the container, as root or as `user` (a uid), and returns its exit
-    /// status, stdout and stderr.
-    pub fn run(&self, user: Option<u32>, args: &[&str]) -> (i32, String, String) {
-        let pid1 = self.pid1.to_string();
+    /// `nsenter` into the container's namespaces, then, for `user` (a uid), `setpriv` to it:
+    /// the command to append the program to.
+    fn inside(&self, user: Option<u32>) -> Command {
         let mut command = Command::new("nsenter");
-        command.args(["-t", &pid1, "-m", "-u", "-i", "-n", "-p", "--"]);
+        command.args([
+            "-t",
+            &self.pid1.to_string(),
+            "-m",
+            "-u",
+            "-i",
+            "-n",
+            "-p",
+            "--",
+        ]);
         if let Some(uid) = user {
             let id = uid.to_string();
             command.args([
@@ -183,12 +182,17 @@ impl Container {
                 "--",
             ]);
         }
-        let out = command
-            .args(args)
+        command
             .env_clear()
-            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
-            .output()
-            .expect("run nsenter");
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin");
+        command
+    }
+
+    /// Runs `args` inside the container, as root or as `user` (a uid), and returns its exit
+    /// status, stdout and stderr.
+    pub fn run(&self, user: Option<u32>, args: &[&str]) -> (i32, String, String) {
+        let mut command = self.inside(user);
+        let out = command.args(args).output().expect("run nsenter");
         super::exit_and_output(&out)
     }
 
@@ -302,22 +306,9 @@ impl Container {
     ) -> OnTerminal {
         use std::io::{Read, Write};
         use std::sync::{Arc, Mutex};
-        let pid1 = self.pid1.to_string();
-        let id = uid.to_string();
-        let mut child = Command::new("nsenter")
-            .args(["-t", &pid1, "-m", "-u", "-i", "-n", "-p", "--"])
-            .args([
-                "setpriv",
-                "--reuid",
-                &id,
-                "--regid",
-                &id,
-                "--clear-groups",
-                "--",
-            ])
+        let mut child = self
+            .inside(Some(uid))
             .args(["script", "-qfec", &format!("sh -c '{script}'"), "/dev/null"])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
             .env("TERM", "dumb")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -158,9 +158,8 @@ impl Sandbox {
         let mut last = String::from("bus socket not there yet");
         while start.elapsed() < limit {
             if self.runtime_dir.join("bus").exists() {
-                match self.system_state() {
-                    Ok(s) if s == "running" || s == "degraded" => return Ok(()),
-                    Ok(s) => last = format!("manager state {s}"),
+                match finished_starting(self.raw_connection()) {
+                    Ok(()) => return Ok(()),
                     Err(e) => last = e,
                 }
             }
@@ -169,13 +168,6 @@ impl Sandbox {
         Err(format!(
             "the sandbox manager did not come up in {limit:?}: {last}"
         ))
-    }
-
-    fn system_state(&self) -> Result<String, String> {
-        let conn = self.raw_connection()?;
-        let p = systemd_manager(&conn, Duration::from_secs(2));
-        p.get("org.freedesktop.systemd1.Manager", "SystemState")
-            .map_err(|e| e.to_string())
     }
 
     /// `unix:path=$XDG_RUNTIME_DIR/bus`.
@@ -352,6 +344,19 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
         }
     }
     fs::remove_dir(dir)
+}
+
+/// Whether the manager behind `conn` has finished starting (`SystemState` `running` or
+/// `degraded`); otherwise what was seen.
+fn finished_starting(conn: Result<Connection, String>) -> Result<(), String> {
+    let conn = conn?;
+    let state: String = systemd_manager(&conn, Duration::from_secs(2))
+        .get("org.freedesktop.systemd1.Manager", "SystemState")
+        .map_err(|e| e.to_string())?;
+    match state.as_str() {
+        "running" | "degraded" => Ok(()),
+        _ => Err(format!("manager state {state}")),
+    }
 }
 
 /// A service that runs until stopped, restartable without hitting the start limit.

@@ -23,10 +23,9 @@ use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
 use crate::manager::Manager;
 use crate::unit_state::{ExitStatus, UnitReader, UnitResult, UnitState};
-use crate::watch::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
+use crate::watch::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME, bus_call};
 
 const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
-const BUS_NAME: &str = "org.freedesktop.DBus";
 
 /// A unit followed while its job runs and after: referenced and watched from before the job
 /// is queued until dropped.
@@ -83,14 +82,9 @@ impl<'m> Follow<'m> {
             let mut bus_rule = rule.clone();
             bus_rule.sender = Some(SYSTEMD_NAME.into());
             let bus_rule = bus_rule.match_str();
-            Proxy::new(
-                BUS_NAME,
-                "/org/freedesktop/DBus",
-                deadline.call_timeout(),
-                &*conn,
-            )
-            .method_call::<(), _, _, _>(BUS_NAME, "AddMatch", (&bus_rule,))
-            .map_err(|e| fail("AddMatch", e.into()))?;
+            conn.channel()
+                .send_with_reply_and_block(bus_call("AddMatch", &bus_rule), deadline.call_timeout())
+                .map_err(|e| fail("AddMatch", e.into()))?;
             follow.bus_rule = Some(bus_rule);
         }
         let seen = Arc::clone(&follow.seen);
@@ -272,11 +266,8 @@ impl Drop for Follow<'_> {
         {
             calls.push(m);
         }
-        if let Some(rule) = self.bus_rule.take()
-            && let Ok(m) =
-                Message::new_method_call(BUS_NAME, "/org/freedesktop/DBus", BUS_NAME, "RemoveMatch")
-        {
-            calls.push(m.append1(rule));
+        if let Some(rule) = self.bus_rule.take() {
+            calls.push(bus_call("RemoveMatch", &rule));
         }
         for mut call in calls {
             call.set_no_reply(true);

@@ -51,13 +51,21 @@ impl Interrupted {
         deadline: &Deadline,
         direct: bool,
     ) -> Error {
-        let unit = unit.to_owned();
         match self {
-            Interrupted::DeadlinePassed => Error::timeout(&unit, job, deadline),
-            Interrupted::ManagerGone => Error::ManagerGone { unit, job },
+            Interrupted::DeadlinePassed => Error::timeout(unit, job, deadline),
+            Interrupted::ManagerGone => Error::ManagerGone {
+                unit: unit.to_owned(),
+                job,
+            },
             // On a private socket the peer is the manager itself.
-            Interrupted::Disconnected(_) if direct => Error::ManagerGone { unit, job },
-            Interrupted::Disconnected(source) => Error::Disconnected { unit, source },
+            Interrupted::Disconnected(_) if direct => Error::ManagerGone {
+                unit: unit.to_owned(),
+                job,
+            },
+            Interrupted::Disconnected(source) => Error::Disconnected {
+                unit: unit.to_owned(),
+                source,
+            },
         }
     }
 }

@@ -250,7 +250,7 @@ fn owner_rules() -> (MatchRule<'static>, String) {
 }
 
 /// A call to the bus daemon itself.
-fn bus_call(member: &str, arg: &str) -> Message {
+pub(crate) fn bus_call(member: &str, arg: &str) -> Message {
     Message::new_method_call(BUS_NAME, "/org/freedesktop/DBus", BUS_NAME, member)
         .expect("valid bus daemon call")
         .append1(arg)

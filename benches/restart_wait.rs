@@ -61,11 +61,12 @@ fn main() {
         .connect()
         .unwrap();
     let _ = m_ask.restart("bench.service", JobMode::Replace, T).unwrap();
+    let caller = m.caller();
     let floor = Proxy::new(
         "org.freedesktop.systemd1",
         "/org/freedesktop/systemd1",
         T,
-        m.connection(),
+        &caller,
     );
 
     // The floor for call + wait: a minimal waiter on its own connection, no library code:
@@ -175,15 +176,15 @@ fn main() {
 
     // Messages our connection sends per operation, from its message serials.
     let k = 100u32;
-    let before = common::probe_serial(&m.connection());
+    let before = common::probe_serial(&m.caller());
     for _ in 0..k {
         let _ = m.restart("bench.service", JobMode::Replace, T).unwrap();
     }
-    let after = common::probe_serial(&m.connection());
+    let after = common::probe_serial(&m.caller());
     let per_op = f64::from(common::sent_between(before, after)) / f64::from(k);
 
     // Soak: match rules and RSS before and after many operations.
-    let unique = m.connection().unique_name().to_string();
+    let unique = m.unique_name().unwrap().to_string();
     let rules_before = sd.match_rules_of(&unique);
     let rss_before = rss_kib();
     for _ in 0..soak {

@@ -4,11 +4,32 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::dependency::FailedDependency;
-use crate::job::{Job, JobResult, ResultSource, Verb};
-use crate::remote::RemoteProblem;
+use crate::job::{FailedDependency, Job, JobResult, ResultSource, Verb};
+use crate::transport::remote::RemoteProblem;
+use crate::unit::{FailureReason, UnitState};
 use crate::unit_name::NameProblem;
-use crate::unit_state::{FailureReason, UnitState};
+
+/// The step of connecting that did not finish in time ([`Error::ConnectTimeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectStep {
+    /// Authentication (`AUTH`...`BEGIN`): the peer accepted the socket but did not answer.
+    Authentication,
+    /// Registration with the bus daemon (our `Hello`).
+    Registration,
+    /// The first call to the manager on its private socket.
+    FirstCall,
+}
+
+impl fmt::Display for ConnectStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectStep::Authentication => "authentication",
+            ConnectStep::Registration => "registration (Hello)",
+            ConnectStep::FirstCall => "first call",
+        })
+    }
+}
 
 /// A D-Bus error exactly as the bus or systemd sent it: the error name and its message.
 ///
@@ -96,9 +117,8 @@ pub enum Error {
     ConnectTimeout {
         /// What we tried to reach.
         target: String,
-        /// The step that did not finish: `authentication`, `registration (Hello)`,
-        /// `subscription (AddMatch)` or `subscription (GetNameOwner)`.
-        step: &'static str,
+        /// The step that did not finish.
+        step: ConnectStep,
         /// How long we waited.
         waited: Duration,
     },

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::unit_state::UnitState;
+use crate::unit::{FailureReason, UnitState};
 
 /// What to ask systemd to do with a unit; each verb is one `org.freedesktop.systemd1.Manager`
 /// method that returns a job.
@@ -423,5 +423,50 @@ mod tests {
         let j = Job::from_path("/org/freedesktop/systemd1/job/42");
         assert_eq!(j.id(), 42);
         assert_eq!(Job::from_path("/x/y").id(), 0);
+    }
+}
+
+/// Where a queued job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobState {
+    /// Queued and not started yet: waiting for other jobs, for its dependencies, or for the
+    /// manager to dispatch it. Every job is `Waiting` for a moment right after it is queued,
+    /// until systemd's next turn through its run queue starts it.
+    Waiting,
+    /// Being carried out.
+    Running,
+    /// Finished with this result (not yet collected with [`QueuedJob::wait`](crate::QueuedJob::wait)).
+    Finished(JobResult),
+    /// Finished while the manager re-executed, and its result cannot be told;
+    /// [`QueuedJob::wait`](crate::QueuedJob::wait) returns [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown) with what was seen.
+    Lost,
+}
+
+/// A dependency that failed on its own account and made the asked-for job end `dependency`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailedDependency {
+    /// The dependency's unit.
+    pub unit: String,
+    /// Its job in our transaction, when the transaction was listed.
+    pub job: Option<Job>,
+    /// Its job's result (`failed`, `timeout`, `canceled`...), when its `JobRemoved` reached
+    /// us; `None` when the unit's `failed` state told instead.
+    pub result: Option<JobResult>,
+    /// Why the unit failed (its `Result`, and how a service's main process ended), when it
+    /// failed rather than, say, its job timing out.
+    pub reason: Option<FailureReason>,
+}
+
+impl fmt::Display for FailedDependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.unit)?;
+        match (&self.result, &self.reason) {
+            (Some(result), Some(reason)) => write!(f, "job {result}, {reason}"),
+            (Some(result), None) => write!(f, "job {result}"),
+            (None, Some(reason)) => write!(f, "{reason}"),
+            (None, None) => f.write_str("failed"),
+        }
     }
 }

@@ -107,36 +107,45 @@
 //!   cancel jobs carry the flag, and each still gets its own reply.
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
-mod authorization;
-mod completion;
-mod connect;
+// Values and errors.
 mod deadline;
-mod dependency;
 mod error;
-mod follow;
 mod job;
-mod link;
-mod manager;
-mod progress;
-mod queued;
-mod recover;
-mod remote;
+mod unit;
 pub mod unit_name;
-mod unit_state;
-mod watch;
+// The crate's only unsafe code: two C calls, each with its SAFETY comment.
+#[allow(unsafe_code)]
+mod ffi;
+// D-Bus names and typed calls.
+mod proto;
+// Transports: bus, private socket, ssh.
+mod transport;
+// The session: the connection, its rules and handlers, reconnecting, the pump.
+mod session;
+// Operations: job handles, batches, follow, progress, completion.
+mod ops;
+// The façade.
+mod manager;
 
-pub use completion::{Completion, QueuedRun};
-pub use connect::Bus;
-pub use dependency::FailedDependency;
-pub use error::{BusError, Error, Result};
-pub use job::{Job, JobMode, JobOutcome, JobResult, ResultSource, TransactionJob, Verb};
-pub use manager::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REEXEC_GRACE, Manager, ManagerBuilder};
-pub use progress::Progress;
-pub use queued::{Batch, JobState, QueuedJob};
-pub use remote::{Remote, RemoteProblem};
+pub use error::{BusError, ConnectStep, Error, Result};
+pub use job::{
+    FailedDependency, Job, JobMode, JobOutcome, JobResult, JobState, ResultSource, TransactionJob,
+    Verb,
+};
+pub use manager::{Manager, ManagerBuilder};
+pub use ops::batch::Batch;
+pub use ops::completion::{Completion, QueuedRun};
+pub use ops::progress::Progress;
+pub use ops::queued::QueuedJob;
+pub use ops::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_JOB_CHECK_INTERVAL, DEFAULT_REEXEC_GRACE};
+pub use session::caller::Caller;
+pub use transport::Bus;
+pub use transport::remote::{Remote, RemoteProblem};
+pub use unit::{ExitStatus, FailureReason, UnitResult, UnitState};
 pub use unit_name::NameProblem;
-pub use unit_state::{ExitStatus, FailureReason, UnitResult, UnitState};
 
 /// The README's code examples, compiled as doctests.
 #[cfg(doctest)]

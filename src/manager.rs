@@ -1,57 +1,22 @@
-//! The manager handle: one connection to systemd, its options, and the operations that queue a
-//! job and wait for it.
+//! The façade: [`Manager`], a thin handle over one session and its options, and
+//! [`ManagerBuilder`], which sets them.
 
-use std::cell::{Cell, Ref};
 use std::time::Duration;
 
-use dbus::Message;
-use dbus::blocking::{Connection, Proxy};
+use dbus::blocking::Connection;
 
-use crate::authorization::ActionSender;
-use crate::completion::{Completion, QueuedRun};
-use crate::connect::Bus;
 use crate::deadline::Deadline;
-use crate::error::{BusError, Error, Result};
-use crate::follow::Follow;
-use crate::job::{Job, JobMode, JobOutcome, TransactionJob, Verb};
-use crate::link::Link;
-use crate::progress::Progress;
-use crate::queued::{Batch, QueuedJob};
-use crate::recover::monotonic_usec;
-use crate::unit_name;
-use crate::watch::{self, JOB_IFACE, MANAGER_IFACE, MANAGER_PATH, Request, SYSTEMD_NAME};
-
-/// Default of [`ManagerBuilder::reexec_grace`].
-pub const DEFAULT_REEXEC_GRACE: Duration = Duration::from_millis(500);
-
-/// Default of [`ManagerBuilder::connect_timeout`]: libdbus's own default for a call.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(25);
-
-/// Options of a [`Manager`], set with [`ManagerBuilder`].
-#[derive(Debug, Clone)]
-pub(crate) struct Options {
-    pub(crate) cancel_on_timeout: bool,
-    pub(crate) explain_failures: bool,
-    pub(crate) check_active: Option<Duration>,
-    pub(crate) allow_interactive_authorization: bool,
-    pub(crate) reexec_grace: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) per_verb_methods: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            cancel_on_timeout: false,
-            explain_failures: true,
-            check_active: None,
-            allow_interactive_authorization: false,
-            reexec_grace: DEFAULT_REEXEC_GRACE,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            per_verb_methods: false,
-        }
-    }
-}
+use crate::error::{Error, Result};
+use crate::job::{Job, JobMode, JobOutcome, Verb};
+use crate::ops::batch::Batch;
+use crate::ops::completion::{Completion, QueuedRun};
+use crate::ops::enqueue::{enqueue, enqueue_run};
+use crate::ops::progress::Progress;
+use crate::ops::queued::{self, QueuedJob};
+use crate::ops::{Context, Options};
+use crate::session::caller::Caller;
+use crate::session::{Session, Timing};
+use crate::transport::Bus;
 
 /// Builds a [`Manager`] with non-default options.
 ///
@@ -183,6 +148,18 @@ impl ManagerBuilder {
         self
     }
 
+    /// How often a long wait checks that the jobs it waits on still exist (`GetJob`, one
+    /// small call per job), in case a `JobRemoved` was lost: dropped by a bus daemon whose
+    /// queue for us was full, missed across a re-execution, or never sent. A job found gone
+    /// is settled from its unit's state as after a re-execution (see
+    /// [`reexec_grace`](ManagerBuilder::reexec_grace)), so a lost result costs at most this
+    /// long, not the whole timeout. Default: [`DEFAULT_JOB_CHECK_INTERVAL`](crate::DEFAULT_JOB_CHECK_INTERVAL)
+    /// (5 s). Waits shorter than this make no such call.
+    pub fn job_check_interval(mut self, every: Duration) -> Self {
+        self.options.job_check_interval = every;
+        self
+    }
+
     /// Queue jobs with the verbs' own methods (`RestartUnit`, ...) instead of
     /// `EnqueueUnitJob`. Default: `false`.
     ///
@@ -199,49 +176,53 @@ impl ManagerBuilder {
         self
     }
 
-    /// Connects to the chosen bus and subscribes to `JobRemoved`, within
-    /// [`connect_timeout`](ManagerBuilder::connect_timeout). The deadline of each operation
-    /// starts when the operation does.
+    /// Connects to the chosen bus within [`connect_timeout`](ManagerBuilder::connect_timeout):
+    /// authentication and, on a bus, our own `Hello`; nothing else. The deadline of each
+    /// operation starts when the operation does.
     ///
-    /// On a bus, the registration and the subscription's calls go out together and the bus
-    /// daemon answers them in one go: a fresh handle's first operation costs the same as a
-    /// later one. If nobody owns `org.freedesktop.systemd1` yet, connecting still succeeds and
-    /// the first job call reports [`Error::ManagerUnavailable`].
+    /// The handle adds no match rule here: each operation adds what it needs in the same
+    /// write as its job call and removes it when it is done. If nobody owns
+    /// `org.freedesktop.systemd1` yet, connecting still succeeds and the first job call
+    /// reports [`Error::ManagerUnavailable`].
     ///
     /// # Errors
-    /// [`Error::Connect`] if the bus or socket cannot be reached or the bus daemon refuses a
-    /// match rule, [`Error::ConnectTimeout`] if the peer does not answer in time.
+    /// [`Error::Connect`] if the bus or socket cannot be reached, [`Error::ConnectTimeout`]
+    /// if the peer does not answer in time.
     pub fn connect(self) -> Result<Manager> {
         let deadline = Deadline::after(self.options.connect_timeout);
-        let link = Link::connect(self.bus, &deadline, self.options.reexec_grace)?;
+        let session = Session::connect(self.bus, &deadline, timing(&self.options))?;
         Ok(Manager {
-            link,
-            options: self.options,
-            no_enqueue_unit_job: Cell::new(false),
+            cx: Context::new(session, self.options),
         })
     }
 
     /// Uses a connection the caller already has, to a bus daemon, or with `direct` set, to a
     /// manager's private socket (opened with `Channel::open_private` and not registered).
-    /// Such a handle subscribes to `JobRemoved` at its first job (one call at a time, each
-    /// waiting for its reply), and cannot connect again if a private socket is reset. Get
-    /// the connection back with [`Manager::into_connection`].
+    /// Such a handle works as one that connected itself, but cannot connect again if a
+    /// private socket is reset. Get the connection back with [`Manager::into_connection`].
     pub fn wrap(self, conn: Connection, direct: bool) -> Manager {
+        let session = Session::wrap(conn, direct, timing(&self.options));
         Manager {
-            link: Link::wrap(conn, direct, self.options.reexec_grace),
-            options: self.options,
-            no_enqueue_unit_job: Cell::new(false),
+            cx: Context::new(session, self.options),
         }
+    }
+}
+
+fn timing(options: &Options) -> Timing {
+    Timing {
+        grace: options.reexec_grace,
+        job_check_interval: options.job_check_interval,
     }
 }
 
 /// A handle on one systemd manager: queue jobs and wait for their results.
 ///
-/// A handle keeps one connection and one `JobRemoved` subscription (on a bus, two match
-/// rules, added while connecting); each operation costs one method call. Dropping the handle
-/// closes the connection, which ends the subscription without a call of its own. It is `Send` but not
-/// `Sync`: use it from one thread at a time, and give each thread its own handle to run jobs in
-/// parallel.
+/// A handle keeps one connection. It holds match rules on the bus only while an operation
+/// waits (two for job results; the `AddMatch` goes out in the same write as the job call, so
+/// an operation still costs one round trip), so an idle handle receives nothing however many
+/// jobs other clients run. Dropping the handle closes the connection. It is `Send` but not
+/// `Sync`: use it from one thread at a time, and give each thread its own handle to run jobs
+/// in parallel.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -253,18 +234,15 @@ impl ManagerBuilder {
 /// # Ok::<(), systemd_jobs::Error>(())
 /// ```
 pub struct Manager {
-    link: Link,
-    options: Options,
-    /// Set once the manager answered `EnqueueUnitJob` with `UnknownMethod`.
-    no_enqueue_unit_job: Cell<bool>,
+    cx: Context,
 }
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manager")
-            .field("direct", &self.link.is_direct())
-            .field("subscribed", &self.link.is_subscribed())
-            .field("options", &self.options)
+            .field("direct", &self.is_direct())
+            .field("rules_held", &self.cx.session.rules_held())
+            .field("options", &self.cx.options)
             .finish_non_exhaustive()
     }
 }
@@ -317,32 +295,42 @@ impl Manager {
         Self::builder().wrap(conn, false)
     }
 
-    /// The connection, e.g. for calls this crate does not make. After a private socket was
-    /// reset and connected again, this is the new connection.
-    pub fn connection(&self) -> Ref<'_, Connection> {
-        self.link.conn()
+    /// Makes method calls on the handle's connection, for calls this crate does not make
+    /// (see [`Caller`]). After a private socket was reset and connected again, its calls go
+    /// to the new connection.
+    pub fn caller(&self) -> Caller<'_> {
+        self.cx.caller()
+    }
+
+    /// The unique name the bus daemon gave this handle's connection (`None` on a private
+    /// socket).
+    pub fn unique_name(&self) -> Option<&str> {
+        self.cx.session.unique_name()
+    }
+
+    /// How many match rules the handle holds on the bus daemon right now: 0 while no
+    /// operation waits, 2 while jobs are waited on, one more per unit followed.
+    pub fn match_rules(&self) -> usize {
+        self.cx.session.rules_held()
     }
 
     /// Ends the handle and hands its connection back, for a caller that keeps using it (a
-    /// connection given to [`ManagerBuilder::wrap`], say). The handle's match rules are
-    /// removed: the bus daemon is asked without waiting for its replies, and handles that
-    /// before anything sent later on the connection. Jobs still queued keep running in
-    /// systemd; nothing waits for them.
-    ///
-    /// Dropping the handle instead closes the connection, which drops its rules with it.
+    /// connection given to [`ManagerBuilder::wrap`], say), without the handle's message
+    /// filter. It holds no match rule then: every operation has removed its own. Jobs still
+    /// queued keep running in systemd; nothing waits for them.
     pub fn into_connection(self) -> Connection {
-        self.link.into_connection()
+        self.cx.session.into_connection()
     }
 
     /// Whether this handle talks to the manager directly (private socket), not via a bus.
     pub fn is_direct(&self) -> bool {
-        self.link.is_direct()
+        self.cx.is_direct()
     }
 
     /// How many job paths this handle is waiting on right now (queued jobs not yet waited on
     /// or dropped). Zero between operations: nothing is kept for finished or abandoned jobs.
     pub fn pending_jobs(&self) -> usize {
-        watch::lock(self.link.inbox()).watched_len()
+        self.cx.session.router().inbox.watched_len()
     }
 
     verb_methods! {
@@ -386,8 +374,7 @@ impl Manager {
         timeout: Duration,
     ) -> Result<JobOutcome> {
         let deadline = Deadline::after(timeout);
-        self.enqueue_until(verb, unit, mode, &deadline)?
-            .wait_until(&deadline)
+        enqueue(&self.cx, verb, unit, mode, &deadline)?.wait_until(&deadline)
     }
 
     /// As [`run`](Manager::run), reporting progress to `callback` while it waits: on every
@@ -462,8 +449,7 @@ impl Manager {
         timeout: Duration,
     ) -> Result<Completion> {
         let deadline = Deadline::after(timeout);
-        self.enqueue_run_until(Verb::Start, unit, mode, &deadline)?
-            .wait_until(&deadline)
+        enqueue_run(&self.cx, Verb::Start, unit, mode, &deadline)?.wait_until(&deadline)
     }
 
     /// Starts `unit` as [`run_to_completion`](Manager::run_to_completion) does, but returns
@@ -477,23 +463,7 @@ impl Manager {
         mode: JobMode,
         timeout: Duration,
     ) -> Result<QueuedRun<'_>> {
-        self.enqueue_run_until(Verb::Start, unit, mode, &Deadline::after(timeout))
-    }
-
-    pub(crate) fn enqueue_run_until(
-        &self,
-        verb: Verb,
-        unit: &str,
-        mode: JobMode,
-        deadline: &Deadline,
-    ) -> Result<QueuedRun<'_>> {
-        unit_name::validate(unit)?;
-        if deadline.expired() {
-            return Err(Error::timeout(unit, None, deadline));
-        }
-        let follow = Follow::start(self, unit, deadline)?;
-        let job = self.enqueue_until(verb, unit, mode, deadline)?;
-        Ok(QueuedRun::new(job, follow))
+        enqueue_run(&self.cx, Verb::Start, unit, mode, &Deadline::after(timeout))
     }
 
     /// Queues a `verb` job for `unit` and returns at once with a handle on it, to wait on,
@@ -520,12 +490,12 @@ impl Manager {
         mode: JobMode,
         timeout: Duration,
     ) -> Result<QueuedJob<'_>> {
-        self.enqueue_until(verb, unit, mode, &Deadline::after(timeout))
+        enqueue(&self.cx, verb, unit, mode, &Deadline::after(timeout))
     }
 
     /// Starts a batch: several jobs queued together and waited for under one deadline.
     pub fn batch(&self) -> Batch<'_> {
-        Batch::new(self)
+        Batch::new(&self.cx)
     }
 
     /// Cancels a queued job (`Cancel` on the job object).
@@ -534,169 +504,8 @@ impl Manager {
     /// [`Error::Bus`] with `org.freedesktop.systemd1.NoSuchJob` (or `UnknownObject`) if the
     /// job has already finished, [`Error::AccessDenied`] if the caller may not cancel it.
     pub fn cancel(&self, job: &Job, timeout: Duration) -> Result<()> {
-        let sender = self.action_sender();
-        let proxy = Proxy::new(SYSTEMD_NAME, job.path(), timeout, &sender);
-        proxy
-            .method_call::<(), _, _, _>(JOB_IFACE, "Cancel", ())
-            .map_err(|e| Error::from_call(job.path(), "Cancel", e.into()))?;
-        log::debug!("canceled {job}");
-        Ok(())
+        queued::cancel(&self.cx, job, timeout)
     }
-
-    /// Asks systemd to cancel `job` without waiting for an answer (used when a deadline has
-    /// passed and nothing may block any more).
-    pub(crate) fn cancel_without_reply(&self, job: &Job) {
-        let mut msg = Message::method_call(
-            &SYSTEMD_NAME.into(),
-            &job.path().into(),
-            &JOB_IFACE.into(),
-            &"Cancel".into(),
-        );
-        msg.set_no_reply(true);
-        match dbus::channel::Sender::send(&self.action_sender(), msg) {
-            Ok(_) => {
-                self.link.conn().channel().flush();
-                log::debug!("deadline passed: asked systemd to cancel {job}");
-            }
-            Err(()) => log::debug!("deadline passed: could not send Cancel for {job}"),
-        }
-    }
-
-    pub(crate) fn enqueue_until(
-        &self,
-        verb: Verb,
-        unit: &str,
-        mode: JobMode,
-        deadline: &Deadline,
-    ) -> Result<QueuedJob<'_>> {
-        unit_name::validate(unit)?;
-        if deadline.expired() {
-            return Err(Error::timeout(unit, None, deadline));
-        }
-        self.link
-            .refresh(deadline)
-            .map_err(|i| i.into_error(unit, None, deadline, self.is_direct()))?;
-        self.link.subscribe(deadline).map_err(|e| {
-            Error::unless_timed_out(unit, deadline, || Error::from_call(unit, "AddMatch", e))
-        })?;
-        log::debug!("queuing {verb} {unit} ({mode})");
-        let sender = self.action_sender();
-        let proxy = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &sender);
-        let queued_at_usec = monotonic_usec();
-        let (job, transaction) = match self.queue_job(&proxy, verb, unit, mode) {
-            Ok(queued) => queued,
-            Err((call, e)) => {
-                log::debug!("{call}({unit}) failed: {e}");
-                return Err(Error::unless_timed_out(unit, deadline, || {
-                    Error::from_job_call(unit, verb, call, e)
-                }));
-            }
-        };
-        log::debug!(
-            "{verb} {unit} queued {job}, with {} other jobs",
-            transaction.len()
-        );
-        let request = Request {
-            unit: unit.to_owned(),
-            verb,
-            queued_at_usec,
-        };
-        Ok(QueuedJob::new(self, request, job, transaction))
-    }
-
-    /// The one method call that queues the job: `EnqueueUnitJob`, which also lists the other
-    /// jobs of the transaction, or the verb's own method where the manager lacks it (or the
-    /// builder asks for it). Errors name the call.
-    fn queue_job(
-        &self,
-        proxy: &Proxy<'_, &ActionSender<'_>>,
-        verb: Verb,
-        unit: &str,
-        mode: JobMode,
-    ) -> std::result::Result<(Job, Vec<TransactionJob>), (&'static str, BusError)> {
-        type Affected = Vec<(
-            u32,
-            dbus::Path<'static>,
-            String,
-            dbus::Path<'static>,
-            String,
-        )>;
-        type Enqueued = (
-            u32,
-            dbus::Path<'static>,
-            String,
-            dbus::Path<'static>,
-            String,
-            Affected,
-        );
-        if !self.options.per_verb_methods && !self.no_enqueue_unit_job.get() {
-            let reply: std::result::Result<Enqueued, _> = proxy.method_call(
-                MANAGER_IFACE,
-                "EnqueueUnitJob",
-                (unit, verb.as_str(), mode.as_str()),
-            );
-            match reply {
-                Ok((id, path, _, _, _, affected)) => {
-                    let transaction = affected
-                        .into_iter()
-                        .map(|(id, path, unit, _, job_type)| TransactionJob {
-                            job: Job::new(id, &path),
-                            unit,
-                            job_type,
-                        })
-                        .collect();
-                    return Ok((Job::new(id, &path), transaction));
-                }
-                Err(e) if e.name() == Some("org.freedesktop.DBus.Error.UnknownMethod") => {
-                    log::debug!("no EnqueueUnitJob here ({e:?}): using the per-verb methods");
-                    self.no_enqueue_unit_job.set(true);
-                }
-                // systemd's own bus policy (252) lets callers that are not root send the
-                // per-verb methods, for polkit to decide, but not EnqueueUnitJob.
-                Err(e) if refused_by_bus_policy(&e) => {
-                    log::debug!(
-                        "EnqueueUnitJob refused by the bus policy: using the per-verb methods"
-                    );
-                    self.no_enqueue_unit_job.set(true);
-                }
-                Err(e) => return Err(("EnqueueUnitJob", e.into())),
-            }
-        }
-        proxy
-            .method_call::<(dbus::Path<'static>,), _, _, _>(
-                MANAGER_IFACE,
-                verb.method(),
-                (unit, mode.as_str()),
-            )
-            .map(|(path,)| (Job::from_path(path.to_string()), Vec::new()))
-            .map_err(|e| (verb.method(), e.into()))
-    }
-
-    /// Sends the calls that ask systemd to act, with the options' authorization flag.
-    fn action_sender(&self) -> ActionSender<'_> {
-        ActionSender::new(
-            self.link.conn(),
-            self.options.allow_interactive_authorization,
-        )
-    }
-
-    pub(crate) fn link(&self) -> &Link {
-        &self.link
-    }
-
-    pub(crate) fn options(&self) -> &Options {
-        &self.options
-    }
-}
-
-/// Whether the bus daemon itself refused a call by its policy (dbus-daemon's "Rejected send
-/// message", dbus-broker's "not authorized to send"), as opposed to the manager or polkit
-/// refusing it after it arrived.
-fn refused_by_bus_policy(e: &dbus::Error) -> bool {
-    e.name() == Some("org.freedesktop.DBus.Error.AccessDenied")
-        && e.message().is_some_and(|m| {
-            m.starts_with("Rejected send message") || m.contains("not authorized to send")
-        })
 }
 
 /// Compile-time check that a handle can be moved to another thread.

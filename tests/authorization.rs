@@ -83,8 +83,8 @@ fn job_and_cancel_calls_carry_the_flag_only_when_asked_for() {
     }
 
     let calls = monitor.calls_so_far(&sd);
-    let asking_calls = calls_of(&calls, &asking.connection().unique_name());
-    let plain_calls = calls_of(&calls, &plain.connection().unique_name());
+    let asking_calls = calls_of(&calls, asking.unique_name().unwrap());
+    let plain_calls = calls_of(&calls, plain.unique_name().unwrap());
     for (who, calls, want) in [
         ("asking", &asking_calls, true),
         ("plain", &plain_calls, false),

@@ -111,7 +111,7 @@ fn a_zero_timeout_fails_before_any_bus_traffic() {
     let sd = sandbox!();
     sd.install(&[("quick.service", common::ONESHOT_OK)]);
     let m = sd.manager();
-    let before = common::probe_serial(&m.connection());
+    let before = common::probe_serial(&m.caller());
     for verb in Verb::ALL {
         match m.run(verb, "quick.service", JobMode::Replace, Duration::ZERO) {
             Err(Error::Timeout { unit, job, .. }) => {
@@ -121,7 +121,7 @@ fn a_zero_timeout_fails_before_any_bus_traffic() {
             other => panic!("expected Timeout, got {other:?}"),
         }
     }
-    let after = common::probe_serial(&m.connection());
+    let after = common::probe_serial(&m.caller());
     assert_eq!(common::sent_between(before, after), 0);
     assert_eq!(sd.unit_property("quick.service", "ActiveState"), "inactive");
     assert!(

@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
-use systemd_jobs::{Bus, Error, JobMode, JobResult, Manager};
+use systemd_jobs::{Bus, ConnectStep, Error, JobMode, JobResult, Manager, Verb};
 
 const LIMIT: Duration = Duration::from_millis(1500);
 const SLACK: Duration = Duration::from_millis(250);
@@ -19,7 +19,7 @@ fn connect_within(bus: Bus, limit: Duration) -> (Result<Manager, Error>, Duratio
     (result, started.elapsed())
 }
 
-fn expect_connect_timeout(result: Result<Manager, Error>, took: Duration, step: &str) {
+fn expect_connect_timeout(result: Result<Manager, Error>, took: Duration, step: ConnectStep) {
     match result {
         Err(e @ Error::ConnectTimeout { .. }) => {
             let Error::ConnectTimeout { step: seen, .. } = &e else {
@@ -27,7 +27,7 @@ fn expect_connect_timeout(result: Result<Manager, Error>, took: Duration, step: 
             };
             assert_eq!(*seen, step, "{e}");
             assert_eq!(e.exit_status(), 124);
-            assert!(e.to_string().contains(step), "{e}");
+            assert!(e.to_string().contains(&step.to_string()), "{e}");
         }
         Err(other) => panic!("expected ConnectTimeout, got {other:?}"),
         Ok(_) => panic!("connected to a peer that never answers"),
@@ -42,7 +42,7 @@ fn a_stopped_manager_is_a_connect_timeout_at_the_deadline() {
     sd.kill(sd.manager_pid(), "STOP");
     let (result, took) = connect_within(Bus::PrivateAddress(sd.private_address()), LIMIT);
     sd.kill(sd.manager_pid(), "CONT");
-    expect_connect_timeout(result, took, "authentication");
+    expect_connect_timeout(result, took, ConnectStep::Authentication);
     // The manager is healthy afterwards.
     let m = Manager::connect(Bus::PrivateAddress(sd.private_address())).unwrap();
     let out = m
@@ -59,7 +59,7 @@ fn a_stopped_bus_daemon_is_a_connect_timeout_at_the_deadline() {
     sd.kill(daemon, "STOP");
     let (result, took) = connect_within(Bus::Address(sd.bus_address()), LIMIT);
     sd.kill(daemon, "CONT");
-    expect_connect_timeout(result, took, "authentication");
+    expect_connect_timeout(result, took, ConnectStep::Authentication);
     let m = Manager::connect(Bus::Address(sd.bus_address())).unwrap();
     let out = m.restart("ok.service", JobMode::Replace, T).unwrap();
     assert_eq!(out.result, JobResult::Done);
@@ -116,7 +116,7 @@ fn a_socket_that_accepts_but_never_answers_is_a_connect_timeout() {
     ];
     let _ = std::fs::remove_dir_all(&dir);
     for (result, took) in results {
-        expect_connect_timeout(result, took, "authentication");
+        expect_connect_timeout(result, took, ConnectStep::Authentication);
     }
 }
 
@@ -148,10 +148,10 @@ fn a_fresh_handle_catches_a_job_that_ends_right_after_the_call() {
 fn a_bus_handle_registers_without_a_blocking_hello_and_knows_its_name() {
     let sd = sandbox!();
     let m = Manager::connect(Bus::Address(sd.bus_address())).unwrap();
-    let name = m.connection().unique_name().to_string();
+    let name = m.unique_name().unwrap().to_string();
     assert!(name.starts_with(':'), "{name}");
-    // The bus daemon knows the same name, with the subscription's two rules on it.
-    assert_eq!(sd.match_rules_of(&name), 2);
+    // The bus daemon knows the same name, and an idle handle holds no rule there.
+    assert_eq!(sd.match_rules_of(&name), 0);
 }
 
 #[test]
@@ -161,8 +161,15 @@ fn a_connection_handed_back_keeps_working_without_the_handle_s_rules() {
     let conn = sd.raw_connection().unwrap();
     let name = conn.unique_name().to_string();
     let m = Manager::builder().wrap(conn, false);
-    let _ = m.restart("ok.service", JobMode::Replace, T).unwrap();
-    assert_eq!(sd.match_rules_of(&name), 2);
+    let queued = m
+        .enqueue(Verb::Restart, "ok.service", JobMode::Replace, T)
+        .unwrap();
+    assert_eq!(
+        sd.match_rules_of(&name),
+        2,
+        "the job rules while a job is waited on"
+    );
+    let _ = queued.wait(T).unwrap();
     let conn = m.into_connection();
     // One round trip on the same connection: the daemon handled the RemoveMatch calls
     // before it.
@@ -188,12 +195,12 @@ fn a_thousand_fresh_private_connections_are_all_answered() {
             .unwrap_or_else(|e| panic!("connection {i} failed: {e}"));
         // Connecting ends once the first message is written; the manager answering a call
         // is what counts.
-        let conn = m.connection();
+        let caller = m.caller();
         let p = dbus::blocking::Proxy::new(
             "org.freedesktop.systemd1",
             "/org/freedesktop/systemd1",
             Duration::from_secs(5),
-            &*conn,
+            &caller,
         );
         if let Err(e) = p.method_call::<(), _, _, _>("org.freedesktop.DBus.Peer", "Ping", ()) {
             panic!(

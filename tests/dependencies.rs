@@ -187,7 +187,7 @@ fn the_per_verb_methods_give_the_same_results_where_they_can() {
     }
     let out = m.start("ok1.service", JobMode::Replace, T).unwrap();
     assert!(out.transaction.is_empty());
-    let name = m.connection().unique_name().to_string();
+    let name = m.unique_name().unwrap().to_string();
     let methods: Vec<String> = monitor
         .calls_so_far(&sd)
         .into_iter()

@@ -125,7 +125,7 @@ fn forged_job_removed_signals_from_other_clients_are_ignored() {
     let job = ours
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
-    let target = ours.connection().unique_name().to_string();
+    let target = ours.unique_name().unwrap().to_string();
     let forger = sd.raw_connection().unwrap();
     let forge = |body: &dyn Fn(dbus::Message) -> dbus::Message| {
         let mut msg = dbus::Message::new_signal(

@@ -49,12 +49,7 @@ fn a_batch_reports_every_unit_in_input_order_under_one_deadline() {
         Err(Error::Timeout { job: Some(_), .. })
     ));
     assert!(matches!(&results[5], Err(Error::InvalidUnitName { .. })));
-    let unique = m.connection().unique_name().to_string();
-    assert_eq!(
-        sd.match_rules_of(&unique),
-        2,
-        "one subscription for the whole batch"
-    );
+    assert_eq!(sd.rules_held(&m), 0, "the batch's job rules are gone");
     assert_eq!(m.pending_jobs(), 0);
 }
 

@@ -65,11 +65,10 @@ fn the_service_s_status_text_and_states_reach_the_callback_as_they_change() {
 }
 
 #[test]
-fn progress_leaves_nothing_behind_and_plain_runs_send_one_message() {
+fn progress_leaves_nothing_behind_and_plain_runs_cost_what_they_did() {
     let sd = sandbox!();
     sd.install(&[("recovering.service", RECOVERING)]);
     let m = sd.manager();
-    let name = m.connection().unique_name().to_string();
     let _ = m
         .run_with_progress(
             Verb::Restart,
@@ -80,12 +79,13 @@ fn progress_leaves_nothing_behind_and_plain_runs_send_one_message() {
             |_| {},
         )
         .unwrap();
-    // A plain operation afterwards: still one message, and the unit's rule is gone.
-    let before = common::probe_serial(&m.connection());
+    // A plain operation afterwards costs what it always does: the job call with the two job
+    // rules' AddMatch ahead of it and their RemoveMatch after, and nothing of progress.
+    let before = common::probe_serial(&m.caller());
     let _ = m.start("recovering.service", JobMode::Replace, T).unwrap();
-    let after = common::probe_serial(&m.connection());
-    assert_eq!(common::sent_between(before, after), 1);
-    assert_eq!(sd.match_rules_of(&name), 2);
+    let after = common::probe_serial(&m.caller());
+    assert_eq!(common::sent_between(before, after), 5);
+    assert_eq!(sd.rules_held(&m), 0);
     assert_eq!(sd.unit_property("recovering.service", "Refs"), "");
 }
 

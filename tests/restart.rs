@@ -88,7 +88,7 @@ fn restart_of_a_missing_unit_is_no_such_unit() {
 fn invalid_names_are_refused_before_any_bus_traffic() {
     let sd = sandbox!();
     let m = sd.manager();
-    let before = common::probe_serial(&m.connection());
+    let before = common::probe_serial(&m.caller());
     let long = format!("{}.service", "a".repeat(300));
     type Expect = fn(&NameProblem) -> bool;
     let cases: Vec<(&str, Expect)> = vec![
@@ -133,7 +133,7 @@ fn invalid_names_are_refused_before_any_bus_traffic() {
             }
         }
     }
-    let after = common::probe_serial(&m.connection());
+    let after = common::probe_serial(&m.caller());
     assert_eq!(
         common::sent_between(before, after),
         0,
@@ -146,11 +146,8 @@ fn deadline_is_honoured_and_nothing_is_left_behind() {
     let sd = sandbox!();
     sd.install(&[("slow.service", &common::slow_start(5.0))]);
     let m = sd.manager();
-    // Subscribe first with a quick operation, so the rule count below is the steady state.
-    sd.install(&[("quick.service", common::ONESHOT_OK)]);
-    let _ = m.start("quick.service", JobMode::Replace, T).unwrap();
-    let unique = m.connection().unique_name().to_string();
-    let rules_before = sd.match_rules_of(&unique);
+    let rules_before = sd.rules_held(&m);
+    assert_eq!(rules_before, 0, "an idle handle holds no rule");
 
     let timeout = Duration::from_millis(700);
     let started = Instant::now();
@@ -180,11 +177,7 @@ fn deadline_is_honoured_and_nothing_is_left_behind() {
         0,
         "the timed-out job is not tracked any more"
     );
-    assert_eq!(
-        sd.match_rules_of(&unique),
-        rules_before,
-        "no match rule left behind"
-    );
+    assert_eq!(sd.rules_held(&m), rules_before, "no match rule left behind");
     // By default the job keeps running in systemd.
     assert_eq!(
         sd.unit_property("slow.service", "ActiveState"),
@@ -198,14 +191,21 @@ fn dropping_the_handle_removes_its_match_rules() {
     sd.install(&[("quick.service", common::ONESHOT_OK)]);
     let watcher = sd.raw_connection().unwrap();
     let m = sd.manager();
-    let unique = m.connection().unique_name().to_string();
+    let unique = m.unique_name().unwrap().to_string();
+    let job = m
+        .enqueue(Verb::Start, "quick.service", JobMode::Replace, T)
+        .unwrap();
     assert_eq!(
         sd.match_rules_of(&unique),
         2,
-        "JobRemoved + NameOwnerChanged, subscribed while connecting"
+        "JobRemoved + NameOwnerChanged while a job is waited on"
     );
-    let _ = m.start("quick.service", JobMode::Replace, T).unwrap();
-    assert_eq!(sd.match_rules_of(&unique), 2, "no rule added per job");
+    let _ = job.wait(T).unwrap();
+    assert_eq!(sd.rules_held(&m), 0, "none once nothing waits");
+    let job = m
+        .enqueue(Verb::Start, "quick.service", JobMode::Replace, T)
+        .unwrap();
+    drop(job);
     drop(m);
     // The connection is closed with the handle; the daemon no longer knows it.
     let p = dbus::blocking::Proxy::new(

@@ -306,6 +306,13 @@ impl Sandbox {
             .expect("MatchRules in stats")
     }
 
+    /// The match rules `m` holds on the sandbox bus, read after a round trip on `m`'s own
+    /// connection (so the bus daemon has handled every `AddMatch`/`RemoveMatch` it sent).
+    pub fn rules_held(&self, m: &Manager) -> u32 {
+        probe_serial(&m.caller());
+        self.match_rules_of(m.unique_name().expect("a bus handle"))
+    }
+
     /// Sends `signal` to `pid` (a process of this sandbox).
     pub fn kill(&self, pid: u32, signal: &str) {
         let st = Command::new("kill")
@@ -407,7 +414,7 @@ pub fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Result<T, Strin
 /// The serial of the next message `conn` will send, found by sending a `Ping` to the bus and
 /// reading the serial its reply answers. Two probes tell how many messages were sent between
 /// them: `after - before - 1`.
-pub fn probe_serial(conn: &Connection) -> u32 {
+pub fn probe_serial(conn: &impl dbus::blocking::BlockingSender) -> u32 {
     let msg = dbus::Message::new_method_call(
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
@@ -415,7 +422,6 @@ pub fn probe_serial(conn: &Connection) -> u32 {
         "Ping",
     )
     .unwrap();
-    use dbus::blocking::BlockingSender;
     let reply = conn
         .send_with_reply_and_block(msg, Duration::from_secs(5))
         .expect("Ping the bus");

@@ -14,12 +14,9 @@
 //! reply to a call by serial alone, so a serial used twice would hand a late reply to an
 //! earlier, timed-out call to the later one (`tests/authorization.rs` shows this).
 
-use std::cell::Ref;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use dbus::Message;
-use dbus::blocking::{BlockingSender, Connection};
 
 /// The header flag, from the D-Bus specification ("Message Format", header flags).
 const ALLOW_INTERACTIVE_AUTHORIZATION: u8 = 0x4;
@@ -76,52 +73,10 @@ fn allows_interactive(msg: &Message) -> bool {
     wire_form(msg)[FLAGS_BYTE] & ALLOW_INTERACTIVE_AUTHORIZATION != 0
 }
 
-/// Sends the calls that ask systemd to act (queue or cancel a job), with the
-/// `ALLOW_INTERACTIVE_AUTHORIZATION` flag when the handle was built with it. Used as the
-/// connection of a blocking `Proxy`, so these calls read like any other.
-pub(crate) struct ActionSender<'c> {
-    conn: Ref<'c, Connection>,
-    interactive: bool,
-}
-
-impl<'c> ActionSender<'c> {
-    pub(crate) fn new(conn: Ref<'c, Connection>, interactive: bool) -> Self {
-        ActionSender { conn, interactive }
-    }
-
-    fn prepare(&self, msg: Message) -> Result<Message, dbus::Error> {
-        if self.interactive {
-            allow_interactive(msg)
-        } else {
-            Ok(msg)
-        }
-    }
-}
-
-impl BlockingSender for ActionSender<'_> {
-    fn send_with_reply_and_block(
-        &self,
-        msg: Message,
-        timeout: Duration,
-    ) -> Result<Message, dbus::Error> {
-        self.conn
-            .send_with_reply_and_block(self.prepare(msg)?, timeout)
-    }
-}
-
-impl dbus::channel::Sender for ActionSender<'_> {
-    fn send(&self, msg: Message) -> Result<u32, ()> {
-        let msg = self.prepare(msg).map_err(|e| {
-            log::debug!("could not set the interactive-authorization flag: {e}");
-        })?;
-        self.conn.send(msg)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
+    use crate::proto::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
 
     fn restart_call() -> Message {
         Message::new_method_call(SYSTEMD_NAME, MANAGER_PATH, MANAGER_IFACE, "RestartUnit")

@@ -1,5 +1,5 @@
-//! Settling a job whose `JobRemoved` was lost while the manager re-executed, from what systemd
-//! still knows about the unit.
+//! Settling a job whose `JobRemoved` was lost (the manager re-executed, the bus daemon dropped
+//! it, ...), from what systemd still knows about the unit.
 //!
 //! The rule is systemd's own (`unit_notify` finishing jobs on state changes), applied only to
 //! state changes that happened *after* the job was queued, by comparing the unit's
@@ -15,27 +15,16 @@
 //! Anything else (a reload, a unit that went back to inactive, a unit systemd has unloaded) does
 //! not tell the job's result, and is reported as unknown rather than guessed.
 
-use dbus::blocking::Connection;
+use dbus::blocking::BlockingSender;
 
 use crate::deadline::Deadline;
 use crate::job::{Job, JobResult, ResultSource, Verb};
-use crate::unit_state::UnitReader;
-use crate::watch::{Removed, Request, Settled};
-
-/// `CLOCK_MONOTONIC` now, in µs, the clock of systemd's `…TimestampMonotonic` properties.
-pub(crate) fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
-}
+use crate::proto::unit_reader::UnitReader;
+use crate::session::inbox::{Removed, Request, Settled};
 
 /// Settles `job`, which systemd no longer has and whose `JobRemoved` we never saw.
 pub(crate) fn settle_lost(
-    conn: &Connection,
+    conn: &impl BlockingSender,
     job: &Job,
     request: &Request,
     deadline: &Deadline,
@@ -70,7 +59,7 @@ pub(crate) fn settle_lost(
     match result {
         Some(result) => {
             log::debug!(
-                "{job} finished while the manager re-executed; {unit} is {} since after the \
+                "{job} finished unseen (its JobRemoved was lost); {unit} is {} since after the \
                  call: {result}",
                 seen.state
             );
@@ -94,7 +83,7 @@ pub(crate) fn settle_lost(
 
 fn unknown(job: &Job, request: &Request, why: String) -> Settled {
     log::debug!(
-        "{job} ({} {}) finished while the manager re-executed, result unknown: {why}",
+        "{job} ({} {}) finished unseen, result unknown: {why}",
         request.verb,
         request.unit
     );

@@ -15,28 +15,29 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use dbus::Message;
-use dbus::blocking::Proxy;
-use dbus::channel::{MatchingReceiver, Sender, Token};
+use dbus::blocking::BlockingSender;
 use dbus::message::MatchRule;
 
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
-use crate::manager::Manager;
-use crate::unit_state::{ExitStatus, UnitReader, UnitResult, UnitState};
-use crate::watch::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME, bus_call};
-
-const UNIT_IFACE: &str = "org.freedesktop.systemd1.Unit";
+use crate::ops::Context;
+use crate::proto::unit_reader::UnitReader;
+use crate::proto::{PROPERTIES_IFACE, SYSTEMD_NAME, UNIT_IFACE, calls, is_refusal};
+use crate::session::RuleHold;
+use crate::session::router::HandlerId;
+use crate::unit::{ExitStatus, UnitResult, UnitState};
 
 /// A unit followed while its job runs and after: referenced and watched from before the job
 /// is queued until dropped.
 pub(crate) struct Follow<'m> {
-    pub(crate) manager: &'m Manager,
+    pub(crate) cx: &'m Context,
     pub(crate) unit: String,
     path: dbus::Path<'static>,
     /// What the unit's `PropertiesChanged` signals carried.
     pub(crate) seen: Arc<Mutex<Seen>>,
-    token: Option<Token>,
-    bus_rule: Option<String>,
+    handler: HandlerId,
+    /// On a bus, the rule that routes the unit's signals to us.
+    _rule: Option<RuleHold<'m>>,
     referenced: bool,
 }
 
@@ -50,63 +51,56 @@ impl fmt::Debug for Follow<'_> {
 }
 
 impl<'m> Follow<'m> {
-    /// Loads, references and watches `unit`, within `deadline`.
+    /// Loads, references and watches `unit`, within `deadline`. On a bus the match rule goes
+    /// out ahead of the reference, in the same round trip.
     ///
     /// # Errors
     /// [`Error::NoSuchUnit`] and the other errors of loading a unit, or the bus daemon's
     /// refusal of the match.
-    pub(crate) fn start(manager: &'m Manager, unit: &str, deadline: &Deadline) -> Result<Self> {
+    pub(crate) fn start(cx: &'m Context, unit: &str, deadline: &Deadline) -> Result<Self> {
         let fail = |call: &'static str, e: BusError| {
             Error::unless_timed_out(unit, deadline, || {
                 Error::from_job_call(unit, crate::Verb::Start, call, e)
             })
         };
-        let conn = manager.connection();
-        let systemd = Proxy::new(SYSTEMD_NAME, MANAGER_PATH, deadline.call_timeout(), &*conn);
-        let (path,): (dbus::Path<'static>,) = systemd
-            .method_call(MANAGER_IFACE, "LoadUnit", (unit,))
+        let caller = cx.caller();
+        let path = calls::load_unit(&caller, unit, deadline.call_timeout())
             .map_err(|e| fail("LoadUnit", e.into()))?;
-        let mut follow = Follow {
-            manager,
-            unit: unit.to_owned(),
-            path: path.clone(),
-            seen: Arc::default(),
-            token: None,
-            bus_rule: None,
-            referenced: false,
-        };
-        let mut rule =
-            MatchRule::new_signal("org.freedesktop.DBus.Properties", "PropertiesChanged");
+        let mut rule = MatchRule::new_signal(PROPERTIES_IFACE, "PropertiesChanged");
         rule.path = Some(path.clone());
-        if !manager.is_direct() {
-            let mut bus_rule = rule.clone();
-            bus_rule.sender = Some(SYSTEMD_NAME.into());
-            let bus_rule = bus_rule.match_str();
-            conn.channel()
-                .send_with_reply_and_block(bus_call("AddMatch", &bus_rule), deadline.call_timeout())
-                .map_err(|e| fail("AddMatch", e.into()))?;
-            follow.bus_rule = Some(bus_rule);
-        }
-        let seen = Arc::clone(&follow.seen);
-        follow.token = Some(conn.start_receive(
-            rule,
-            Box::new(move |msg: Message, _| {
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let into = Arc::clone(&seen);
+        let handler = cx.session.add_handler(
+            rule.clone(),
+            Box::new(move |msg: &Message| {
                 if let Ok((_, changed)) = msg.read2::<&str, dbus::arg::PropMap>() {
-                    seen.lock()
+                    into.lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .update(&changed);
                 }
-                true
             }),
-        ));
-        if !manager.is_direct() {
+        );
+        let bus_rule = (!cx.is_direct()).then(|| {
+            rule.sender = Some(SYSTEMD_NAME.into());
+            cx.session.hold_rule(rule.match_str())
+        });
+        let mut follow = Follow {
+            cx,
+            unit: unit.to_owned(),
+            path: path.clone(),
+            seen,
+            handler,
+            _rule: bus_rule,
+            referenced: false,
+        };
+        if !cx.is_direct() {
             // A reference needs the same authorization as managing the unit; a caller that
             // polkit would have to ask is followed without one (asking twice, once for the
             // reference and once for the job, would be worse).
-            match Proxy::new(SYSTEMD_NAME, path, deadline.call_timeout(), &*conn)
-                .method_call::<(), _, _, _>(UNIT_IFACE, "Ref", ())
-            {
-                Ok(()) => follow.referenced = true,
+            let reference = Message::new_method_call(SYSTEMD_NAME, path, UNIT_IFACE, "Ref")
+                .expect("a unit path from systemd is a valid object path");
+            match caller.send_with_reply_and_block(reference, deadline.call_timeout()) {
+                Ok(_) => follow.referenced = true,
                 Err(e) if is_refusal(&e) => {
                     log::debug!(
                         "{unit}: no reference allowed ({e}): following by reading its state"
@@ -114,23 +108,25 @@ impl<'m> Follow<'m> {
                 }
                 Err(e) => return Err(fail("Ref", e.into())),
             }
+            if let Some(e) = follow._rule.as_ref().and_then(RuleHold::refused) {
+                return Err(fail("AddMatch", e));
+            }
         }
-        drop(conn);
         Ok(follow)
     }
 
     /// Whether the unit's signals are sure to reach us: on a private socket always, on a bus
     /// only while we hold a reference on the unit.
     pub(crate) fn signals_arrive(&self) -> bool {
-        self.manager.is_direct() || self.referenced
+        self.cx.is_direct() || self.referenced
     }
 
     /// Reads the unit's state and, for a service, its status text into what was seen: as the
     /// starting point of progress reports (`overwrite` false: values a signal brought
     /// meanwhile are kept), or in place of signals that do not reach us (`overwrite` true).
     pub(crate) fn read_into_seen(&self, deadline: &Deadline, overwrite: bool) {
-        let conn = self.manager.connection();
-        let Ok(reader) = UnitReader::open(&conn, &self.unit, deadline.call_timeout()) else {
+        let caller = self.cx.caller();
+        let Ok(reader) = UnitReader::open(&caller, &self.unit, deadline.call_timeout()) else {
             return;
         };
         let state = reader.state().ok();
@@ -156,8 +152,7 @@ impl<'m> Follow<'m> {
     }
 
     pub(crate) fn read_state(&self, deadline: &Deadline) -> Result<UnitState> {
-        let conn = self.manager.connection();
-        UnitReader::open(&conn, &self.unit, deadline.call_timeout())
+        UnitReader::open(&self.cx.caller(), &self.unit, deadline.call_timeout())
             .and_then(|r| r.state())
             .map_err(|e| self.read_error(e, deadline))
     }
@@ -167,17 +162,6 @@ impl<'m> Follow<'m> {
             Error::from_call(&self.unit, "Get", e)
         })
     }
-}
-
-/// Whether systemd (or polkit for it) refused a call, as opposed to failing it.
-fn is_refusal(e: &dbus::Error) -> bool {
-    matches!(
-        e.name(),
-        Some(
-            "org.freedesktop.DBus.Error.AccessDenied"
-                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
-        )
-    )
 }
 
 /// What a unit's `PropertiesChanged` signals carried, for a unit unloaded before it is read.
@@ -252,32 +236,16 @@ impl Seen {
 }
 
 impl Drop for Follow<'_> {
-    /// Drops the reference and the match without waiting for replies (systemd drops both
-    /// anyway when the connection closes).
+    /// Drops the handler, the reference and the match, without waiting for replies (systemd
+    /// and the bus daemon drop the last two anyway when the connection closes).
     fn drop(&mut self) {
-        let conn = self.manager.connection();
-        if let Some(token) = self.token.take() {
-            conn.stop_receive(token);
-        }
-        let mut calls = Vec::new();
+        self.cx.session.remove_handler(self.handler);
         if self.referenced
             && let Ok(m) =
                 Message::new_method_call(SYSTEMD_NAME, self.path.clone(), UNIT_IFACE, "Unref")
+            && !self.cx.caller().send_no_reply(m)
         {
-            calls.push(m);
+            log::debug!("{}: could not drop the unit's reference", self.unit);
         }
-        if let Some(rule) = self.bus_rule.take() {
-            calls.push(bus_call("RemoveMatch", &rule));
-        }
-        for mut call in calls {
-            call.set_no_reply(true);
-            if conn.send(call).is_err() {
-                log::debug!(
-                    "{}: could not drop the unit's reference or match",
-                    self.unit
-                );
-            }
-        }
-        conn.channel().flush();
     }
 }

@@ -4,7 +4,7 @@
 //! Opt-in per batch ([`Batch::on_progress`](crate::Batch::on_progress)) or per operation
 //! ([`Manager::run_with_progress`](crate::Manager::run_with_progress)); without it nothing
 //! here runs and an operation costs what it always did. With it, each unit is followed
-//! ([`crate::follow`]: loaded, referenced and matched on a bus, three calls before the job)
+//! ([`crate::ops::follow`]: loaded, referenced and matched on a bus, three calls before the job)
 //! and its state and status text read once; then every `PropertiesChanged` of the unit is
 //! reported at once, and a report also comes every `every` while nothing changes, with the
 //! job's `State` read then (one call), so a caller can show elapsed time. A caller that may
@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::follow::Follow;
-use crate::job::Job;
-use crate::link::Interrupted;
-use crate::manager::Manager;
-use crate::queued::{JobState, read_job_state};
-use crate::watch;
+use crate::job::{Job, JobState};
+use crate::ops::Context;
+use crate::ops::follow::Follow;
+use crate::proto::calls;
+use crate::session::Interrupted;
 
 /// What a job and its unit are doing while we wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,13 +83,12 @@ pub(crate) struct Watched<'a> {
 /// Pumps the connection until every job in `watched` has its result, or `deadline` passes,
 /// reporting each unit's progress to `reporter` on every change and every `reporter.every`.
 pub(crate) fn wait_reporting(
-    manager: &Manager,
+    cx: &Context,
     watched: &[Watched<'_>],
     reporter: &mut Reporter<'_>,
     deadline: &Deadline,
 ) -> Result<(), Interrupted> {
-    let inbox = manager.link().inbox();
-    let pending = |w: &Watched<'_>| watch::lock(inbox).settled(w.job.path()).is_none();
+    let pending = |w: &Watched<'_>| cx.session.router().inbox.settled(w.job.path()).is_none();
     let mut tick = true;
     loop {
         for w in watched.iter().filter(|w| pending(w)) {
@@ -100,7 +98,7 @@ pub(crate) fn wait_reporting(
             }
             let changed = std::mem::take(&mut w.follow.lock_seen().changed);
             if changed || tick {
-                let report = report(manager, w, deadline);
+                let report = report(cx, w, deadline);
                 (reporter.callback)(&report);
             }
         }
@@ -110,7 +108,7 @@ pub(crate) fn wait_reporting(
         let seen: Vec<_> = watched.iter().map(|w| Arc::clone(&w.follow.seen)).collect();
         let paths: Vec<&str> = watched.iter().map(|w| w.job.path()).collect();
         let slice = Deadline::after(reporter.every.min(deadline.remaining()));
-        let waited = manager.link().pump_until(&slice, |inbox| {
+        let waited = cx.session.pump_until(&slice, |inbox| {
             paths.iter().all(|p| inbox.settled(p).is_some())
                 || seen
                     .iter()
@@ -126,8 +124,8 @@ pub(crate) fn wait_reporting(
 }
 
 /// One report on `w`: the unit as its signals last said, the job's state read now.
-fn report(manager: &Manager, w: &Watched<'_>, deadline: &Deadline) -> Progress {
-    let job_state = read_job_state(&manager.connection(), w.job, deadline.call_timeout()).ok();
+fn report(cx: &Context, w: &Watched<'_>, deadline: &Deadline) -> Progress {
+    let job_state = calls::job_state(&cx.caller(), w.job, deadline.call_timeout()).ok();
     let seen = w.follow.lock_seen();
     Progress {
         unit: w.unit.to_owned(),

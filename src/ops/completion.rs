@@ -1,7 +1,7 @@
 //! Running a unit to completion: start it, then follow it until it is no longer active, as
 //! `systemctl start --wait` does, and report how it ended.
 //!
-//! The unit is followed ([`crate::follow`]) from before its start job is queued. A signal
+//! The unit is followed ([`crate::ops::follow`]) from before its start job is queued. A signal
 //! only wakes the wait: the end is decided by reading `ActiveState` from systemd, so
 //! a forged or lost signal cannot end it early; the state is also read once a second while
 //! nothing arrives (a manager that re-executed has dropped our reference and filter).
@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
-use crate::follow::Follow;
 use crate::job::{Job, JobOutcome};
-use crate::link::Interrupted;
-use crate::queued::QueuedJob;
-use crate::unit_state::{ExitStatus, FailureReason, UnitReader, UnitResult};
+use crate::ops::follow::Follow;
+use crate::ops::queued::QueuedJob;
+use crate::proto::unit_reader::UnitReader;
+use crate::session::Interrupted;
+use crate::unit::{ExitStatus, FailureReason, UnitResult};
 
 /// The longest wait without reading the unit's state.
 const STATE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -121,7 +122,7 @@ fn until_inactive(
         follow.lock_seen().active_state = None;
         let slice = Deadline::after(STATE_CHECK_INTERVAL.min(deadline.remaining()));
         let seen = Arc::clone(&follow.seen);
-        let waited = follow.manager.link().pump_until(&slice, move |_| {
+        let waited = follow.cx.session.pump_until(&slice, move |_| {
             matches!(
                 seen.lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -137,7 +138,7 @@ fn until_inactive(
                     &follow.unit,
                     Some(start.job.clone()),
                     deadline,
-                    follow.manager.is_direct(),
+                    follow.cx.is_direct(),
                 ));
             }
         }
@@ -146,8 +147,8 @@ fn until_inactive(
 
 /// Reads how the run ended: success, or [`Error::RunFailed`].
 fn ended(follow: &Follow<'_>, start: JobOutcome, deadline: &Deadline) -> Result<Completion> {
-    let conn = follow.manager.connection();
-    let reader = UnitReader::open(&conn, &follow.unit, deadline.call_timeout())
+    let caller = follow.cx.caller();
+    let reader = UnitReader::open(&caller, &follow.unit, deadline.call_timeout())
         .map_err(|e| follow.read_error(e, deadline))?;
     let span = reader
         .run_span()

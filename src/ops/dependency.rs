@@ -16,44 +16,15 @@
 //! Everything here runs only after a `dependency` result: the success path makes no call.
 
 use std::collections::HashSet;
-use std::fmt;
 
-use dbus::blocking::Connection;
+use dbus::blocking::BlockingSender;
 
 use crate::deadline::Deadline;
-use crate::job::{Job, JobResult, TransactionJob};
-use crate::unit_state::{FailureReason, UnitReader};
+use crate::job::{FailedDependency, Job, JobResult, TransactionJob};
+use crate::proto::unit_reader::UnitReader;
 
 /// Most units looked at when following requirements without a transaction listing.
 const MAX_UNITS_WALKED: usize = 64;
-
-/// A dependency that failed on its own account and made the asked-for job end `dependency`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FailedDependency {
-    /// The dependency's unit.
-    pub unit: String,
-    /// Its job in our transaction, when the transaction was listed.
-    pub job: Option<Job>,
-    /// Its job's result (`failed`, `timeout`, `canceled`...), when its `JobRemoved` reached
-    /// us; `None` when the unit's `failed` state told instead.
-    pub result: Option<JobResult>,
-    /// Why the unit failed (its `Result`, and how a service's main process ended), when it
-    /// failed rather than, say, its job timing out.
-    pub reason: Option<FailureReason>,
-}
-
-impl fmt::Display for FailedDependency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.unit)?;
-        match (&self.result, &self.reason) {
-            (Some(result), Some(reason)) => write!(f, "job {result}, {reason}"),
-            (Some(result), None) => write!(f, "job {result}"),
-            (None, Some(reason)) => write!(f, "{reason}"),
-            (None, None) => f.write_str("failed"),
-        }
-    }
-}
 
 /// What [`explain`] needs besides the connection.
 pub(crate) struct Context<'a> {
@@ -73,7 +44,7 @@ pub(crate) struct Context<'a> {
 /// transaction's jobs (`result_of`) and, where those say nothing, the units' states. Empty if
 /// nothing could be found before the deadline.
 pub(crate) fn explain(
-    conn: &Connection,
+    conn: &impl BlockingSender,
     cx: &Context<'_>,
     result_of: impl Fn(&str) -> Option<JobResult>,
 ) -> Vec<FailedDependency> {
@@ -138,7 +109,7 @@ pub(crate) fn explain(
 
 /// Whether `unit` is `failed`, having failed after our job was queued (an old failure of a
 /// unit whose job in our transaction never ran is not this one's cause).
-fn failed_since(conn: &Connection, unit: &str, cx: &Context<'_>) -> bool {
+fn failed_since(conn: &impl BlockingSender, unit: &str, cx: &Context<'_>) -> bool {
     UnitReader::open(conn, unit, cx.deadline.call_timeout())
         .and_then(|r| r.transitions())
         .is_ok_and(|t| t.state.active_state == "failed" && t.inactive_since >= cx.queued_at_usec)
@@ -146,7 +117,7 @@ fn failed_since(conn: &Connection, unit: &str, cx: &Context<'_>) -> bool {
 
 /// Every unit `unit` requires, directly or through others, breadth first, up to
 /// [`MAX_UNITS_WALKED`] and the deadline.
-fn requirements_below(conn: &Connection, unit: &str, deadline: &Deadline) -> Vec<String> {
+fn requirements_below(conn: &impl BlockingSender, unit: &str, deadline: &Deadline) -> Vec<String> {
     let mut seen: HashSet<String> = HashSet::from([unit.to_owned()]);
     let mut order = Vec::new();
     let mut next = vec![unit.to_owned()];

@@ -1,0 +1,104 @@
+//! All of the crate's `unsafe` code: two calls into C that neither `dbus` nor `std` offers.
+//! Every block carries a `SAFETY` comment (enforced by `clippy::undocumented_unsafe_blocks`).
+
+use dbus::channel::Channel;
+
+/// `CLOCK_MONOTONIC` now, in µs, the clock of systemd's `…TimestampMonotonic` properties.
+/// (`std::time::Instant` reads the same clock on Linux but does not show its value.)
+pub(crate) fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec that outlives the call; CLOCK_MONOTONIC
+    // always exists on Linux, so the call cannot fail and `ts` is always written.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
+/// Tells libdbus the unique name the bus daemon gave us in reply to our own `Hello`, as
+/// `dbus_bus_register` would have (`dbus_bus_set_unique_name` exists for callers that
+/// register by hand, as here, so that libdbus's blocking `Hello`, which ignores every
+/// timeout, is not needed). Returns whether libdbus now reports that name.
+///
+/// The `dbus` crate does not hand out its connection pointer; its `Channel` prints it in its
+/// `Debug` output (`ConnHandle(0x…, …)`), which is where it is read from. That format is the
+/// `dbus` crate's, which is why Cargo.toml bounds its version to the releases whose format
+/// the unit test below has checked. If it ever fails to parse, the name is not set:
+/// everything this crate does works without it, and only `Connection::unique_name` (which
+/// panics on a missing name) needs it.
+pub(crate) fn set_unique_name(channel: &Channel, name: &str) -> bool {
+    unsafe extern "C" {
+        fn dbus_bus_set_unique_name(
+            connection: *mut std::ffi::c_void,
+            unique_name: *const std::ffi::c_char,
+        ) -> u32;
+    }
+    let debug = format!("{channel:?}");
+    let Some(ptr) = connection_pointer(&debug) else {
+        log::warn!("cannot find libdbus's connection in {debug:?}: unique name not recorded");
+        return false;
+    };
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `ptr` is the live DBusConnection that `channel` owns: the `dbus` versions that
+    // Cargo.toml allows print exactly that pointer as `ConnHandle(0x…` (checked by the unit
+    // test below against a live connection), and `channel` is borrowed for the whole call, so
+    // the connection cannot be freed meanwhile. The connection has no unique name yet (it was
+    // opened privately a moment ago and never registered), which is what libdbus requires.
+    // libdbus copies the string, so `c_name` may be dropped afterwards.
+    let ok = unsafe { dbus_bus_set_unique_name(ptr.cast(), c_name.as_ptr()) } != 0;
+    ok && channel.unique_name() == Some(name)
+}
+
+/// The address in `ConnHandle(0x…` of a `Channel`'s `Debug` output.
+fn connection_pointer(debug: &str) -> Option<*mut u8> {
+    let hex = debug.split("ConnHandle(0x").nth(1)?;
+    let end = hex.find(|c: char| !c.is_ascii_hexdigit())?;
+    let addr = usize::from_str_radix(&hex[..end], 16).ok()?;
+    (addr != 0).then_some(addr as *mut u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_pointer_is_found_in_a_channel_s_debug_output() {
+        // A listening socket completes the connection through its backlog; nothing is sent.
+        let dir = std::env::temp_dir().join(format!("systemd-jobs-ptr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("socket");
+        let _ = std::fs::remove_file(&path);
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let channel = Channel::open_private(&format!("unix:path={}", path.display())).unwrap();
+        let debug = format!("{channel:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(connection_pointer(&debug).is_some(), "{debug}");
+        // Before registering, libdbus knows no unique name; afterwards it knows ours.
+        assert_eq!(channel.unique_name(), None);
+        assert!(set_unique_name(&channel, ":1.42"));
+        assert_eq!(channel.unique_name(), Some(":1.42"));
+    }
+
+    #[test]
+    fn connection_pointers_parse_only_from_the_expected_shape() {
+        assert_eq!(
+            connection_pointer(
+                "Channel { handle: ConnHandle(0x55d0c0ffee10, true), watchmap: None }"
+            ),
+            Some(0x55d0_c0ff_ee10 as *mut u8)
+        );
+        assert_eq!(connection_pointer("ConnHandle(0x0, true)"), None);
+        assert_eq!(connection_pointer("Channel { .. }"), None);
+        assert_eq!(connection_pointer("ConnHandle(0xzz)"), None);
+    }
+
+    #[test]
+    fn the_monotonic_clock_moves_forward() {
+        let a = monotonic_usec();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(monotonic_usec() >= a + 2000);
+    }
+}

@@ -1,0 +1,190 @@
+//! Batches: several jobs queued together and waited for under one deadline.
+
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+use crate::error::Result;
+use crate::job::{JobMode, JobOutcome, Verb};
+use crate::ops::Context;
+use crate::ops::completion::{Completion, QueuedRun};
+use crate::ops::enqueue::{enqueue, enqueue_run};
+use crate::ops::follow::Follow;
+use crate::ops::progress::{self, Progress, Reporter, Watched};
+use crate::session::Interrupted;
+use crate::unit_name;
+
+/// Several jobs queued together and waited for under one deadline, like
+/// `systemctl restart a b c`. Build it with [`Manager::batch`](crate::Manager::batch).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use systemd_jobs::{Manager, Verb};
+///
+/// let manager = Manager::system()?;
+/// let results = manager
+///     .batch()
+///     .add(Verb::Restart, "nginx.service")
+///     .add(Verb::Start, "backup.timer")
+///     .run(Duration::from_secs(90));
+/// for result in &results {
+///     match result {
+///         Ok(outcome) => println!("{outcome}"),
+///         Err(e) => eprintln!("{e}"),
+///     }
+/// }
+/// # Ok::<(), systemd_jobs::Error>(())
+/// ```
+#[must_use = "a batch does nothing until run()"]
+pub struct Batch<'m> {
+    cx: &'m Context,
+    mode: JobMode,
+    items: Vec<(Verb, String, Option<JobMode>)>,
+    progress: Option<Reporter<'m>>,
+}
+
+impl<'m> Batch<'m> {
+    pub(crate) fn new(cx: &'m Context) -> Self {
+        Batch {
+            cx,
+            mode: JobMode::default(),
+            items: Vec::new(),
+            progress: None,
+        }
+    }
+
+    /// The job mode for items added without one. Default: [`JobMode::Replace`].
+    pub fn mode(mut self, mode: JobMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Adds a `verb` job for `unit`.
+    pub fn add(mut self, verb: Verb, unit: impl Into<String>) -> Self {
+        self.items.push((verb, unit.into(), None));
+        self
+    }
+
+    /// Adds a `verb` job for `unit` with its own job mode.
+    pub fn add_with_mode(mut self, verb: Verb, unit: impl Into<String>, mode: JobMode) -> Self {
+        self.items.push((verb, unit.into(), Some(mode)));
+        self
+    }
+
+    /// Reports progress while [`run`](Batch::run) waits: `callback` gets a [`Progress`] for
+    /// a unit whenever its unit changes state or status text, and every `every` while
+    /// nothing changes (for elapsed time), from the thread that waits. Each unit is then
+    /// followed from before its job is queued: on a bus, three calls more per unit
+    /// (`LoadUnit`, `AddMatch`, `Unit.Ref`), undone afterwards without waiting. Without this,
+    /// nothing of it runs.
+    pub fn on_progress(mut self, every: Duration, callback: impl FnMut(&Progress) + 'm) -> Self {
+        self.progress = Some(Reporter {
+            every,
+            callback: Box::new(callback),
+        });
+        self
+    }
+
+    /// Like [`run`](Batch::run), then follows each unit until it has run to completion, as
+    /// [`Manager::run_to_completion`](crate::Manager::run_to_completion) does for one unit (meant for `start`, or `restart`, of
+    /// units that stop by themselves). One deadline for the whole batch; one result per item,
+    /// in input order.
+    pub fn run_to_completion(self, timeout: Duration) -> Vec<Result<Completion>> {
+        let deadline = Deadline::after(timeout);
+        // The start jobs first, all together; then each unit in turn.
+        let runs =
+            self.queue_each(|cx, verb, unit, mode| enqueue_run(cx, verb, unit, mode, &deadline));
+        let paths: Vec<&str> = runs
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(QueuedRun::job_path)
+            .collect();
+        let _ = self.wait_all(&paths, &deadline);
+        runs.into_iter()
+            .map(|run| run?.wait_until(&deadline))
+            .collect()
+    }
+
+    /// Queues every item with `queue`, in order.
+    fn queue_each<T>(
+        &self,
+        queue: impl Fn(&'m Context, Verb, &str, JobMode) -> Result<T>,
+    ) -> Vec<Result<T>> {
+        self.items
+            .iter()
+            .map(|(verb, unit, mode)| queue(self.cx, *verb, unit, mode.unwrap_or(self.mode)))
+            .collect()
+    }
+
+    /// Pumps the connection until each job in `paths` has its result or `deadline` passes.
+    fn wait_all(
+        &self,
+        paths: &[&str],
+        deadline: &Deadline,
+    ) -> std::result::Result<(), Interrupted> {
+        self.cx.session.pump_until(deadline, |inbox| {
+            paths.iter().all(|p| inbox.settled(p).is_some())
+        })
+    }
+
+    /// Queues every job, in order, then waits for all of them until `timeout` passes (one
+    /// deadline for the whole batch). Returns one result per item, in input order: one
+    /// failure does not hide the others, and a job that did not finish in time gets
+    /// [`Error::Timeout`](crate::Error::Timeout).
+    pub fn run(mut self, timeout: Duration) -> Vec<Result<JobOutcome>> {
+        let deadline = Deadline::after(timeout);
+        if let Some(mut reporter) = self.progress.take() {
+            return self.run_reporting(&mut reporter, &deadline);
+        }
+        let queued =
+            self.queue_each(|cx, verb, unit, mode| enqueue(cx, verb, unit, mode, &deadline));
+        let paths: Vec<&str> = queued
+            .iter()
+            .filter_map(|q| q.as_ref().ok())
+            .map(|q| q.job().path())
+            .collect();
+        let waited = self.wait_all(&paths, &deadline);
+        queued
+            .into_iter()
+            .map(|q| q?.finish_after(&waited, &deadline))
+            .collect()
+    }
+
+    /// [`run`](Batch::run) with each unit followed and its progress reported.
+    fn run_reporting(
+        &self,
+        reporter: &mut Reporter<'_>,
+        deadline: &Deadline,
+    ) -> Vec<Result<JobOutcome>> {
+        let queued = self.queue_each(|cx, verb, unit, mode| {
+            unit_name::validate(unit)?;
+            let follow = Follow::start(cx, unit, deadline)?;
+            follow.read_into_seen(deadline, false);
+            Ok((enqueue(cx, verb, unit, mode, deadline)?, follow))
+        });
+        let watched: Vec<Watched<'_>> = queued
+            .iter()
+            .filter_map(|q| q.as_ref().ok())
+            .map(|(job, follow)| Watched {
+                unit: job.unit(),
+                job: job.job(),
+                follow,
+            })
+            .collect();
+        let waited = progress::wait_reporting(self.cx, &watched, reporter, deadline);
+        drop(watched);
+        queued
+            .into_iter()
+            .map(|q| q?.0.finish_after(&waited, deadline))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("mode", &self.mode)
+            .field("items", &self.items)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}

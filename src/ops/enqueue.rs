@@ -1,0 +1,125 @@
+//! Queuing a job: the job rules held ahead of the one call that queues it, in the same write.
+
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::ffi::monotonic_usec;
+use crate::job::{JobMode, Verb};
+use crate::ops::Context;
+use crate::ops::completion::QueuedRun;
+use crate::ops::follow::Follow;
+use crate::ops::queued::QueuedJob;
+use crate::proto::calls::{self, Queued};
+use crate::proto::{errors, refused_by_bus_policy};
+use crate::session::inbox::Request;
+use crate::unit_name;
+
+/// Queues a `verb` job for `unit` within `deadline` and returns the handle on it.
+///
+/// The rules that route `JobRemoved` to us are taken first; on a bus their `AddMatch` goes
+/// out in the same write as the job call, so it is in force before the call is routed.
+///
+/// # Errors
+/// As [`Manager::run`](crate::Manager::run), except those about the job's result.
+pub(crate) fn enqueue<'m>(
+    cx: &'m Context,
+    verb: Verb,
+    unit: &str,
+    mode: JobMode,
+    deadline: &Deadline,
+) -> Result<QueuedJob<'m>> {
+    unit_name::validate(unit)?;
+    if deadline.expired() {
+        return Err(Error::timeout(unit, None, deadline));
+    }
+    let session = &cx.session;
+    session
+        .refresh(deadline)
+        .map_err(|i| i.into_error(unit, None, deadline, cx.is_direct()))?;
+    let signals = session.hold_job_signals();
+    log::debug!("queuing {verb} {unit} ({mode})");
+    let queued_at_usec = monotonic_usec();
+    let queued = match queue_job(cx, verb, unit, mode, deadline) {
+        Ok(queued) => queued,
+        Err((call, e)) => {
+            log::debug!("{call}({unit}) failed: {e}");
+            return Err(Error::unless_timed_out(unit, deadline, || {
+                Error::from_job_call(unit, verb, call, e.into())
+            }));
+        }
+    };
+    if let Some(name) = &queued.answered_by {
+        session.router().inbox.answered_by(name);
+    }
+    if let Some(e) = signals.refused() {
+        // The job is queued, but its result cannot reach us.
+        return Err(Error::from_call(unit, "AddMatch", e));
+    }
+    log::debug!(
+        "{verb} {unit} queued {}, with {} other jobs",
+        queued.job,
+        queued.transaction.len()
+    );
+    let request = Request {
+        unit: unit.to_owned(),
+        verb,
+        queued_at_usec,
+    };
+    Ok(QueuedJob::new(
+        cx,
+        signals,
+        request,
+        queued.job,
+        queued.transaction,
+    ))
+}
+
+/// Follows `unit` from before its `verb` job is queued, to run it to completion.
+///
+/// # Errors
+/// As [`enqueue`], and those of loading and referencing the unit.
+pub(crate) fn enqueue_run<'m>(
+    cx: &'m Context,
+    verb: Verb,
+    unit: &str,
+    mode: JobMode,
+    deadline: &Deadline,
+) -> Result<QueuedRun<'m>> {
+    unit_name::validate(unit)?;
+    if deadline.expired() {
+        return Err(Error::timeout(unit, None, deadline));
+    }
+    let follow = Follow::start(cx, unit, deadline)?;
+    let job = enqueue(cx, verb, unit, mode, deadline)?;
+    Ok(QueuedRun::new(job, follow))
+}
+
+/// The one method call that queues the job: `EnqueueUnitJob`, which also lists the other
+/// jobs of the transaction, or the verb's own method where the manager lacks it (or the
+/// builder asks for it). Errors name the call.
+fn queue_job(
+    cx: &Context,
+    verb: Verb,
+    unit: &str,
+    mode: JobMode,
+    deadline: &Deadline,
+) -> std::result::Result<Queued, (&'static str, dbus::Error)> {
+    let caller = cx.action_caller();
+    if cx.enqueue_unit_job.get() {
+        match calls::enqueue_unit_job(&caller, unit, verb, mode, deadline.call_timeout()) {
+            Ok(queued) => return Ok(queued),
+            Err(e) if e.name() == Some(errors::UNKNOWN_METHOD) => {
+                log::debug!("no EnqueueUnitJob here ({e:?}): using the per-verb methods");
+                cx.enqueue_unit_job.set(false);
+            }
+            // systemd's own bus policy (252) lets callers that are not root send the
+            // per-verb methods, for polkit to decide, but not EnqueueUnitJob.
+            Err(e) if refused_by_bus_policy(&e) => {
+                log::debug!("EnqueueUnitJob refused by the bus policy: using the per-verb methods");
+                cx.enqueue_unit_job.set(false);
+            }
+            Err(e) => return Err(("EnqueueUnitJob", e)),
+        }
+    }
+    calls::per_verb(&caller, unit, verb, mode, deadline.call_timeout())
+        .map_err(|e| (verb.method(), e))
+}

@@ -1,0 +1,103 @@
+//! Operations on top of the session: queuing a job and the handle on it, batches, following a
+//! unit, progress, running to completion, explaining dependency failures. Each takes the
+//! [`Context`] of its handle: the session and the options, nothing of the façade.
+
+pub(crate) mod batch;
+pub(crate) mod completion;
+pub(crate) mod dependency;
+pub(crate) mod enqueue;
+pub(crate) mod follow;
+pub(crate) mod progress;
+pub(crate) mod queued;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use crate::session::Session;
+use crate::session::caller::Caller;
+
+/// Default of [`ManagerBuilder::reexec_grace`](crate::ManagerBuilder::reexec_grace).
+pub const DEFAULT_REEXEC_GRACE: Duration = Duration::from_millis(500);
+
+/// Default of [`ManagerBuilder::connect_timeout`](crate::ManagerBuilder::connect_timeout):
+/// libdbus's own default for a call.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Default of [`ManagerBuilder::job_check_interval`](crate::ManagerBuilder::job_check_interval).
+pub const DEFAULT_JOB_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Options of a handle, set with [`ManagerBuilder`](crate::ManagerBuilder).
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) cancel_on_timeout: bool,
+    pub(crate) explain_failures: bool,
+    pub(crate) check_active: Option<Duration>,
+    pub(crate) allow_interactive_authorization: bool,
+    pub(crate) reexec_grace: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) job_check_interval: Duration,
+    pub(crate) per_verb_methods: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cancel_on_timeout: false,
+            explain_failures: true,
+            check_active: None,
+            allow_interactive_authorization: false,
+            reexec_grace: DEFAULT_REEXEC_GRACE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            job_check_interval: DEFAULT_JOB_CHECK_INTERVAL,
+            per_verb_methods: false,
+        }
+    }
+}
+
+/// What every operation of one handle shares: its session, its options, and what it learned
+/// about the manager.
+pub(crate) struct Context {
+    pub(crate) session: Session,
+    pub(crate) options: Options,
+    /// Cleared once the manager answered `EnqueueUnitJob` with `UnknownMethod` (or its bus
+    /// policy refused it): the per-verb methods are used from then on.
+    pub(crate) enqueue_unit_job: Cell<bool>,
+}
+
+impl Context {
+    pub(crate) fn new(session: Session, options: Options) -> Self {
+        Context {
+            enqueue_unit_job: Cell::new(!options.per_verb_methods),
+            session,
+            options,
+        }
+    }
+
+    /// Sends the calls that ask systemd to act (queue or cancel a job), with the options'
+    /// authorization flag.
+    pub(crate) fn action_caller(&self) -> Caller<'_> {
+        self.session
+            .caller(self.options.allow_interactive_authorization)
+    }
+
+    /// Sends everything else (reads, references).
+    pub(crate) fn caller(&self) -> Caller<'_> {
+        self.session.caller(false)
+    }
+
+    pub(crate) fn is_direct(&self) -> bool {
+        self.session.is_direct()
+    }
+
+    /// Asks systemd to cancel `job` without waiting for an answer (used when a deadline has
+    /// passed and nothing may block any more).
+    pub(crate) fn cancel_without_reply(&self, job: &crate::job::Job) {
+        let sent = crate::proto::calls::cancel(job)
+            .is_ok_and(|msg| self.action_caller().send_no_reply(msg));
+        if sent {
+            log::debug!("deadline passed: asked systemd to cancel {job}");
+        } else {
+            log::debug!("deadline passed: could not send Cancel for {job}");
+        }
+    }
+}

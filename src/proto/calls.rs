@@ -1,0 +1,162 @@
+//! Typed calls on the manager and its jobs, each bounded by the timeout it is given.
+
+use std::time::Duration;
+
+use dbus::Message;
+use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
+use dbus::blocking::{BlockingSender, Proxy};
+
+use crate::error::BusError;
+use crate::job::{Job, JobMode, JobState, TransactionJob, Verb};
+use crate::proto::{JOB_IFACE, SYSTEMD_NAME, errors, manager_call};
+
+/// A job systemd accepted, as its reply said.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) job: Job,
+    /// The other jobs of the transaction (empty where the call cannot list them).
+    pub(crate) transaction: Vec<TransactionJob>,
+    /// Who answered: on a bus, the unique name that owns `org.freedesktop.systemd1` now.
+    pub(crate) answered_by: Option<String>,
+}
+
+/// `EnqueueUnitJob(s name, s job_type, s job_mode)`: the job and the other jobs of its
+/// transaction.
+///
+/// # Errors
+/// systemd's (or the bus daemon's) error reply; a reply of the wrong shape as
+/// `org.freedesktop.DBus.Error.Failed`.
+pub(crate) fn enqueue_unit_job(
+    via: &impl BlockingSender,
+    unit: &str,
+    verb: Verb,
+    mode: JobMode,
+    timeout: Duration,
+) -> Result<Queued, dbus::Error> {
+    type Affected = Vec<(
+        u32,
+        dbus::Path<'static>,
+        String,
+        dbus::Path<'static>,
+        String,
+    )>;
+    let call = manager_call("EnqueueUnitJob").append3(unit, verb.as_str(), mode.as_str());
+    let reply = via.send_with_reply_and_block(call, timeout)?;
+    let (id, path, _, _, _, affected): (
+        u32,
+        dbus::Path<'static>,
+        String,
+        dbus::Path<'static>,
+        String,
+        Affected,
+    ) = reply.read_all().map_err(|e| {
+        dbus::Error::new_custom(
+            errors::FAILED,
+            &format!("unexpected reply to EnqueueUnitJob: {e}"),
+        )
+    })?;
+    let transaction = affected
+        .into_iter()
+        .map(|(id, path, unit, _, job_type)| TransactionJob {
+            job: Job::new(id, &path),
+            unit,
+            job_type,
+        })
+        .collect();
+    Ok(Queued {
+        job: Job::new(id, &path),
+        transaction,
+        answered_by: reply.sender().map(|s| s.to_string()),
+    })
+}
+
+/// The verb's own method (`RestartUnit(s name, s mode)`, ...): the job only.
+///
+/// # Errors
+/// As [`enqueue_unit_job`].
+pub(crate) fn per_verb(
+    via: &impl BlockingSender,
+    unit: &str,
+    verb: Verb,
+    mode: JobMode,
+    timeout: Duration,
+) -> Result<Queued, dbus::Error> {
+    let call = manager_call(verb.method()).append2(unit, mode.as_str());
+    let reply = via.send_with_reply_and_block(call, timeout)?;
+    let path: dbus::Path<'static> = reply.read1().map_err(|e| unexpected(verb.method(), e))?;
+    Ok(Queued {
+        job: Job::from_path(path.to_string()),
+        transaction: Vec::new(),
+        answered_by: reply.sender().map(|s| s.to_string()),
+    })
+}
+
+/// `LoadUnit(s name)`: the unit's object path, loading it if systemd had unloaded it.
+///
+/// # Errors
+/// systemd's error reply (`NoSuchUnit`, ...).
+pub(crate) fn load_unit(
+    via: &impl BlockingSender,
+    unit: &str,
+    timeout: Duration,
+) -> Result<dbus::Path<'static>, dbus::Error> {
+    let reply = via.send_with_reply_and_block(manager_call("LoadUnit").append1(unit), timeout)?;
+    reply.read1().map_err(|e| unexpected("LoadUnit", e))
+}
+
+/// `GetJob(u id)`: whether the manager still has the job.
+///
+/// # Errors
+/// Any error but `NoSuchJob`.
+pub(crate) fn job_exists(
+    via: &impl BlockingSender,
+    job: &Job,
+    timeout: Duration,
+) -> Result<bool, BusError> {
+    match via.send_with_reply_and_block(manager_call("GetJob").append1(job.id()), timeout) {
+        Ok(_) => Ok(true),
+        Err(e) if e.name() == Some(errors::NO_SUCH_JOB) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A queued job's `State` as its job object tells it: [`JobState::Running`] or
+/// [`JobState::Waiting`].
+///
+/// # Errors
+/// The error of the property read (e.g. `UnknownObject` once the job is gone).
+pub(crate) fn job_state(
+    via: &impl BlockingSender,
+    job: &Job,
+    timeout: Duration,
+) -> Result<JobState, dbus::Error> {
+    let path = dbus::Path::new(job.path()).map_err(|e| {
+        dbus::Error::new_custom(
+            "org.freedesktop.DBus.Error.InvalidArgs",
+            &format!("{} is not a job object path: {e}", job.path()),
+        )
+    })?;
+    let state: String = Proxy::new(SYSTEMD_NAME, path, timeout, via).get(JOB_IFACE, "State")?;
+    Ok(if state == "running" {
+        JobState::Running
+    } else {
+        JobState::Waiting
+    })
+}
+
+/// `Cancel()` on a job object.
+///
+/// # Errors
+/// `InvalidArgs` for a job whose path is not an object path (a [`Job`] made by the caller).
+pub(crate) fn cancel(job: &Job) -> Result<Message, dbus::Error> {
+    Message::new_method_call(SYSTEMD_NAME, job.path(), JOB_IFACE, "Cancel").map_err(|e| {
+        dbus::Error::new_custom(
+            "org.freedesktop.DBus.Error.InvalidArgs",
+            &format!("{} is not a job object path: {e}", job.path()),
+        )
+    })
+}
+
+fn unexpected(call: &str, e: dbus::arg::TypeMismatchError) -> dbus::Error {
+    dbus::Error::new_custom(errors::FAILED, &format!("unexpected reply to {call}: {e}"))
+}

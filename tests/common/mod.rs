@@ -110,6 +110,14 @@ fn cgroup_dirs(id: &str) -> Result<(Vec<PathBuf>, PathBuf), String> {
 impl Sandbox {
     /// Starts a manager and waits until it is up on its bus (at most 30 s).
     pub fn start() -> Result<Sandbox, String> {
+        Sandbox::start_with_bus_queue_limit(None)
+    }
+
+    /// As [`Sandbox::start`], with the bus daemon's `max_outgoing_bytes` (how much it queues
+    /// for one connection before it drops messages to it) set to `limit`: the session bus
+    /// configuration is copied with that one value changed and bind-mounted over the original
+    /// inside the sandbox's own mount namespace.
+    pub fn start_with_bus_queue_limit(limit: Option<u32>) -> Result<Sandbox, String> {
         check_prerequisites()?;
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let id = format!("systemd-jobs-test-{}-{n}", std::process::id());
@@ -127,10 +135,27 @@ impl Sandbox {
             .iter()
             .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display()))
             .collect();
+        let bus_config = match limit {
+            None => String::new(),
+            Some(bytes) => {
+                const CONF: &str = "/usr/share/dbus-1/session.conf";
+                let conf = fs::read_to_string(CONF).map_err(|e| format!("{CONF}: {e}"))?;
+                let from = "<limit name=\"max_outgoing_bytes\">1000000000</limit>";
+                if !conf.contains(from) {
+                    return Err(format!(
+                        "{CONF} does not set max_outgoing_bytes as expected"
+                    ));
+                }
+                let to = format!("<limit name=\"max_outgoing_bytes\">{bytes}</limit>");
+                let copy = runtime_dir.join("session.conf");
+                fs::write(&copy, conf.replace(from, &to)).map_err(|e| e.to_string())?;
+                format!("mount --bind {} {CONF} && ", copy.display())
+            }
+        };
         let script = format!(
             "{join_cgroups}exec unshare --mount sh -c 'mount --make-rprivate / && \
              mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && \
-             exec {SYSTEMD} --user'"
+             {bus_config}exec {SYSTEMD} --user'"
         );
         let child = Command::new("sh")
             .arg("-c")
@@ -311,6 +336,110 @@ impl Sandbox {
     pub fn rules_held(&self, m: &Manager) -> u32 {
         probe_serial(&m.caller());
         self.match_rules_of(m.unique_name().expect("a bus handle"))
+    }
+
+    /// What the bus daemon holds for the connection `unique_name`, from
+    /// `org.freedesktop.DBus.Debug.Stats`: (`OutgoingMessages`, `OutgoingBytes`,
+    /// `PeakOutgoingBytes`).
+    pub fn outgoing_queue_of(&self, unique_name: &str) -> (u32, u32, u32) {
+        let conn = self.raw_connection().unwrap();
+        let p = Proxy::new(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            Duration::from_secs(5),
+            &conn,
+        );
+        let (stats,): (dbus::arg::PropMap,) = p
+            .method_call(
+                "org.freedesktop.DBus.Debug.Stats",
+                "GetConnectionStats",
+                (unique_name,),
+            )
+            .expect("GetConnectionStats");
+        let get = |key: &str| {
+            dbus::arg::prop_cast::<u32>(&stats, key)
+                .copied()
+                .unwrap_or_else(|| panic!("{key} in stats: {stats:?}"))
+        };
+        (
+            get("OutgoingMessages"),
+            get("OutgoingBytes"),
+            get("PeakOutgoingBytes"),
+        )
+    }
+
+    /// Another client runs at least `n` no-op jobs (starts of units that are active already,
+    /// each ending `done` at once), after calling `Subscribe()` as systemd-logind does, so
+    /// every job's `JobRemoved` is broadcast to whoever holds a matching rule. Installs and
+    /// starts the units it uses (`noop-K.service`) on first use. Returns how many distinct jobs
+    /// ran.
+    ///
+    /// systemd merges a start into a job already queued for the same unit, so the calls go out
+    /// in rounds of one per unit, each round after the previous one's jobs have ended.
+    pub fn foreign_noop_jobs(&self, n: usize) -> usize {
+        const UNITS: usize = 50;
+        let units: Vec<String> = (0..UNITS).map(|k| format!("noop-{k}.service")).collect();
+        if !self
+            .runtime_dir
+            .join("systemd/user/noop-0.service")
+            .exists()
+        {
+            let unit = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n";
+            let files: Vec<(&str, &str)> = units.iter().map(|u| (u.as_str(), unit)).collect();
+            self.install(&files);
+        }
+        let conn = self.raw_connection().unwrap();
+        systemd_manager(&conn, Duration::from_secs(10))
+            .method_call::<(), _, _, _>("org.freedesktop.systemd1.Manager", "Subscribe", ())
+            .expect("Subscribe");
+        // Our own results tell when a round's jobs have ended.
+        conn.add_match_no_cb(
+            "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'",
+        )
+        .expect("AddMatch");
+        let channel = conn.channel();
+        let mut jobs = std::collections::HashSet::new();
+        while jobs.len() < n {
+            let mut round = std::collections::HashSet::new();
+            for unit in &units {
+                let call = dbus::Message::new_method_call(
+                    "org.freedesktop.systemd1",
+                    "/org/freedesktop/systemd1",
+                    "org.freedesktop.systemd1.Manager",
+                    "StartUnit",
+                )
+                .unwrap()
+                .append2(unit.as_str(), "replace");
+                channel.send(call).expect("queue StartUnit");
+            }
+            let (mut answered, mut ended) = (0, 0);
+            while answered < units.len() || ended < round.len() {
+                channel
+                    .read_write(Some(Duration::from_secs(10)))
+                    .expect("foreign client connection");
+                while let Some(msg) = channel.pop_message() {
+                    match msg.msg_type() {
+                        dbus::MessageType::MethodReturn => {
+                            if let Ok(path) = msg.read1::<dbus::Path>() {
+                                answered += 1;
+                                round.insert(path.to_string());
+                            }
+                        }
+                        dbus::MessageType::Error => panic!("a foreign job was refused: {msg:?}"),
+                        dbus::MessageType::Signal => {
+                            if let Ok((_, path)) = msg.read2::<u32, dbus::Path>()
+                                && round.contains(&*path)
+                            {
+                                ended += 1;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            jobs.extend(round);
+        }
+        jobs.len()
     }
 
     /// Sends `signal` to `pid` (a process of this sandbox).

@@ -33,8 +33,26 @@
 //! - [`Bus::Remote`]: a manager on another machine, over ssh ([`Remote`], as `systemctl -H`).
 //! - [`ManagerBuilder::wrap`]: a `dbus::blocking::Connection` you already have.
 //!
-//! A [`Manager`] is a long-lived handle: it subscribes once, while connecting, and each
-//! operation is then a single method call plus the wait.
+//! A [`Manager`] is a long-lived handle. It holds match rules on the bus only while an
+//! operation waits: each operation sends its two `AddMatch` calls in the same write as its job
+//! call (one round trip) and removes them without waiting when it is done, so an idle handle
+//! receives nothing however busy the bus is. For calls this crate does not make, use
+//! [`Manager::caller`].
+//!
+//! # Layers
+//! ```text
+//! Manager, ManagerBuilder        the façade: options, and one Context
+//! ops/                           enqueue, QueuedJob, Batch, follow, progress, completion,
+//!                                dependency explanation: each takes the Context
+//! session/                       the one owner of the connection: rules held while waited on,
+//!                                the router (replies by serial, signal handlers, the inbox of
+//!                                job results and systemd's owner), reconnecting, the pump
+//! transport/                     Bus, handshake (bus, private socket), remote (ssh)
+//! proto/                         D-Bus names, typed calls, the authorization flag
+//! error, job, unit, unit_name,   values and errors; ffi: the only unsafe code
+//! deadline
+//! ```
+//! Data flows one way: call -> job path -> wait (the session's pump) -> outcome.
 //!
 //! # Beyond one job
 //! - **Transactions:** jobs are queued with `EnqueueUnitJob`, so an outcome lists the other
@@ -79,8 +97,9 @@
 //! Through the [`log`] crate, target `systemd_jobs`:
 //! - `debug`: connecting, match added/removed, each method call sent, each job path received,
 //!   every `JobRemoved` seen (ours or ignored as not ours), cancel requests; when the manager
-//!   re-executes: its bus name changing owner, a private socket reset and reconnected, each
-//!   awaited job checked, and results recovered from a unit's state or left unknown;
+//!   re-executes: its bus name changing owner, a private socket reset and reconnected; each
+//!   awaited job checked (after a re-execution, and every job check interval of a long wait),
+//!   and results recovered from a unit's state or left unknown;
 //! - `info`: the final result of each job;
 //! - `warn`: only if libdbus could not be told the bus name this crate registered by hand
 //!   (see [`Bus`]); nothing else. Outcomes are returned to the caller, who decides.
@@ -95,13 +114,16 @@
 //! - a manager that dies, or a bus that goes away, ends the wait at once with an error (a
 //!   manager after [`ManagerBuilder::reexec_grace`], 500 ms by default);
 //! - a manager that re-executes (`daemon-reexec`) or reloads mid-wait does not change the
-//!   result: the wait follows it to its new bus name or reconnects to its private socket; a
-//!   result lost in the re-execution is settled from the unit's state and marked
+//!   result: the wait follows it to its new bus name or reconnects to its private socket,
+//!   with every signal handler (progress, run to completion) carried over; a result lost in
+//!   the re-execution, or dropped by a bus daemon, is found by the job check
+//!   ([`ManagerBuilder::job_check_interval`]) and settled from the unit's state and marked
 //!   [`ResultSource::Recovered`], or is [`Error::OutcomeUnknown`], never guessed;
 //! - connecting is bounded by [`ManagerBuilder::connect_timeout`], over a bus (authentication,
-//!   `Hello`, the subscription) and to a private socket alike; [`Error::ConnectTimeout`]
-//!   names the step;
-//! - a long-lived handle holds the same number of match rules however many operations it runs;
+//!   `Hello`) and to a private socket alike; [`Error::ConnectTimeout`] names the step;
+//! - an idle handle holds no match rule on the bus, so the bus daemon queues nothing for it
+//!   however many jobs other clients run, and a backlog (while a queued job is not waited on)
+//!   drains in linear time;
 //! - invalid unit names are refused before any bus traffic;
 //! - with [`ManagerBuilder::allow_interactive_authorization`], exactly the calls that queue or
 //!   cancel jobs carry the flag, and each still gets its own reply.

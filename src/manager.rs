@@ -140,8 +140,8 @@ impl ManagerBuilder {
     /// [`DEFAULT_CONNECT_TIMEOUT`] (25 s). Reconnecting after a re-execution uses what is
     /// left of the operation's deadline instead.
     ///
-    /// It covers every step: authentication, on a bus the registration (`Hello`) and the
-    /// subscription (`AddMatch`, `GetNameOwner`), on a private socket the first message. A
+    /// It covers every step: authentication, on a bus the registration (`Hello`), on a
+    /// private socket the first message. A
     /// stopped bus daemon or manager, or a socket nobody serves, fails here at the limit.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.options.connect_timeout = timeout;
@@ -353,8 +353,9 @@ impl Manager {
     }
 
     /// Queues a `verb` job for `unit` and waits until systemd reports that job's result, or
-    /// `timeout` passes. The timeout covers everything: on a handle made with
-    /// [`ManagerBuilder::wrap`], adding the match on first use; the method call; the wait.
+    /// `timeout` passes. The timeout covers everything: the method call (with the match
+    /// rules sent ahead of it in the same write), the wait, and the reads that explain a
+    /// failure.
     ///
     /// # Errors
     /// - [`Error::InvalidUnitName`] before any bus traffic;
@@ -365,7 +366,11 @@ impl Manager {
     /// - [`Error::NotActive`] when the opt-in active check fails;
     /// - [`Error::Timeout`] when `timeout` passes (a zero timeout fails before any bus traffic);
     /// - [`Error::ManagerGone`], [`Error::ManagerUnavailable`], [`Error::Disconnected`],
-    ///   [`Error::Bus`] for the manager or bus failing.
+    ///   [`Error::Bus`] for the manager or bus failing (`Bus` with the call `AddMatch` when the
+    ///   bus daemon refused the rule that routes the result to us: the job is queued then,
+    ///   and runs on unseen);
+    /// - [`Error::OutcomeUnknown`] when the job vanished without its `JobRemoved` and the
+    ///   unit's state does not tell its result.
     pub fn run(
         &self,
         verb: Verb,

@@ -70,25 +70,33 @@ fn an_idle_handle_gets_nothing_while_thousands_of_foreign_jobs_end() {
 #[test]
 fn a_handle_waiting_on_a_queued_job_drains_a_backlog_of_foreign_results() {
     let sd = sandbox!();
-    sd.install(&[("quick.service", common::ONESHOT_OK)]);
+    // A start that ends only when the test opens the gate, after the backlog has built up.
+    let gate = sd.runtime_dir().join("gate-open");
+    let unit = format!(
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'while [ ! -e {} ]; do sleep 0.05; done'\n",
+        gate.display()
+    );
+    sd.install(&[("gate.service", &unit)]);
     let m = sd.manager();
     // A queued job keeps the job rules: every foreign JobRemoved now queues up for us.
     let job = m
-        .enqueue(Verb::Start, "quick.service", JobMode::Replace, T)
+        .enqueue(Verb::Start, "gate.service", JobMode::Replace, T)
         .unwrap();
     assert_eq!(m.match_rules(), 2);
     assert!(sd.foreign_noop_jobs(20_000) >= 20_000);
     let (messages, _, _) = sd.outgoing_queue_of(m.unique_name().unwrap());
-
     assert!(
         messages > 1000,
         "only {messages} queued: no backlog to drain"
     );
-    // The wait hands each message to the router once, in order, and finds our result among
-    // them (its JobRemoved came before the flood's).
+    std::fs::write(&gate, "").unwrap();
+    // Our JobRemoved comes behind the 20,000 foreign ones: the wait hands each to the router
+    // once, in order, and finds ours at the end, well within the deadline.
     let out = job.wait(Duration::from_secs(10)).unwrap();
     assert_eq!(out.result, JobResult::Done);
-    // And the handle is quiet again.
+    assert_eq!(out.result_source, ResultSource::JobRemoved);
+    let (messages, _, _) = sd.outgoing_queue_of(m.unique_name().unwrap());
+    assert_eq!(messages, 0, "the backlog was drained");
     assert_eq!(sd.rules_held(&m), 0);
     assert_eq!(m.pending_jobs(), 0);
 }

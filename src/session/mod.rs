@@ -327,13 +327,22 @@ impl Session {
                 }
                 (router.inbox.take_reattached(), router.inbox.name_lost_for())
             };
-            if reattached {
-                self.check_jobs(deadline, "after the manager came back")?;
-                continue;
-            }
             let next_check = self.jobs_checked_at.get() + self.timing.job_check_interval;
-            if Instant::now() >= next_check {
-                self.check_jobs(deadline, "in a long wait")?;
+            let check = if reattached {
+                Some("after the manager came back")
+            } else if Instant::now() >= next_check {
+                Some("in a long wait")
+            } else {
+                None
+            };
+            if let Some(when) = check {
+                match self.check_jobs(deadline, when) {
+                    Err(Interrupted::Disconnected(e)) if self.can_reconnect() => {
+                        log::debug!("private socket reset ({e}): connecting again");
+                        self.reconnect(deadline)?;
+                    }
+                    other => other?,
+                }
                 continue;
             }
             let mut wait = match deadline.next_slice() {

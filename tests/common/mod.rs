@@ -377,7 +377,7 @@ impl Sandbox {
     /// systemd merges a start into a job already queued for the same unit, so the calls go out
     /// in rounds of one per unit, each round after the previous one's jobs have ended.
     pub fn foreign_noop_jobs(&self, n: usize) -> usize {
-        const UNITS: usize = 50;
+        const UNITS: usize = 200;
         let units: Vec<String> = (0..UNITS).map(|k| format!("noop-{k}.service")).collect();
         if !self
             .runtime_dir

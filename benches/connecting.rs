@@ -165,10 +165,7 @@ fn main() {
         "raw socket: connect + `AUTH EXTERNAL` until `OK`, private socket (no library)",
         &auth_private,
     );
-    row(
-        "fresh connection, bus (auth, Hello, subscription)",
-        &connect_bus,
-    );
+    row("fresh connection, bus (auth, Hello)", &connect_bus);
     row(
         "fresh connection, private socket (auth, first message written)",
         &connect_private,

@@ -14,6 +14,9 @@ use systemd_jobs::JobMode;
 
 const T: Duration = Duration::from_secs(30);
 
+/// A oneshot that stays active: starting it again is a job that ends at once.
+const NOOP: &str = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n";
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -51,6 +54,7 @@ fn main() {
         ("floor.service", common::ONESHOT_OK),
         ("simple.service", common::LONG_RUNNING),
         ("three.service", &common::slow_start(3.0)),
+        ("noop.service", NOOP),
     ]);
     let m = sd.manager();
     let _ = m.restart("bench.service", JobMode::Replace, T).unwrap();
@@ -82,11 +86,11 @@ fn main() {
         T,
         &raw,
     );
-    let minimal_wait = |unit: &str| {
+    let minimal_wait = |method: &str, unit: &str| {
         let (job,): (dbus::Path<'static>,) = raw_proxy
             .method_call(
                 "org.freedesktop.systemd1.Manager",
-                "RestartUnit",
+                method,
                 (unit, "replace"),
             )
             .unwrap();
@@ -106,6 +110,62 @@ fn main() {
         }
     };
 
+    // The same waiter with this crate's idle-free design done by hand: its two rules' AddMatch
+    // sent ahead of the call without waiting, RemoveMatch without a reply after the wait.
+    let rules = [
+        "type='signal',sender='org.freedesktop.systemd1',path='/org/freedesktop/systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'",
+        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='org.freedesktop.systemd1'",
+    ];
+    let per_call = sd.raw_connection().unwrap();
+    let bus_call = |member: &str, rule: &str, no_reply: bool| {
+        let mut msg = dbus::Message::new_method_call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            member,
+        )
+        .unwrap()
+        .append1(rule);
+        msg.set_no_reply(no_reply);
+        per_call.channel().send(msg).unwrap();
+    };
+    let minimal_with_rules_per_call = |unit: &str| {
+        for rule in rules {
+            bus_call("AddMatch", rule, false);
+        }
+        let call = dbus::Message::new_method_call(
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            "StartUnit",
+        )
+        .unwrap()
+        .append2(unit, "replace");
+        let serial = per_call.channel().send(call).unwrap();
+        let mut job = None;
+        'wait: loop {
+            let msg = per_call
+                .channel()
+                .blocking_pop_message(T)
+                .unwrap()
+                .expect("a message");
+            if msg.get_reply_serial() == Some(serial) {
+                job = Some(msg.read1::<dbus::Path>().unwrap().into_static());
+            } else if msg.member().as_deref() == Some("JobRemoved")
+                && let Some(job) = &job
+                && msg
+                    .read4::<u32, dbus::Path, &str, &str>()
+                    .is_ok_and(|(_, p, _, _)| p == *job)
+            {
+                break 'wait;
+            }
+        }
+        for rule in rules {
+            bus_call("RemoveMatch", rule, true);
+        }
+        per_call.channel().flush();
+    };
+
     // Interleaved rounds: library (plain and with the interactive-authorization flag),
     // systemctl, minimal waiter, bare call; oneshot and simple.
     let mut lib = Vec::new();
@@ -115,6 +175,9 @@ fn main() {
     let mut minimal = Vec::new();
     let mut lib_simple = Vec::new();
     let mut ctl_simple = Vec::new();
+    let mut lib_noop = Vec::new();
+    let mut minimal_noop = Vec::new();
+    let mut minimal_rules_noop = Vec::new();
     for round in 0..n {
         // The four oneshot measurements in a rotating order, so none always follows another.
         for slot in 0..4 {
@@ -134,8 +197,28 @@ fn main() {
                     assert!(out.status.success());
                 }
                 _ => {
-                    minimal_wait("bench.service");
+                    minimal_wait("RestartUnit", "bench.service");
                     minimal.push(t.elapsed());
+                }
+            }
+        }
+
+        // A no-op job (start of an active unit): the handle's own cost, without a process
+        // being started, against the minimal waiter's, in alternating order.
+        for slot in 0..3 {
+            let t = Instant::now();
+            match (round + slot) % 3 {
+                0 => {
+                    let _ = m.start("noop.service", JobMode::Replace, T).unwrap();
+                    lib_noop.push(t.elapsed());
+                }
+                1 => {
+                    minimal_wait("StartUnit", "noop.service");
+                    minimal_noop.push(t.elapsed());
+                }
+                _ => {
+                    minimal_with_rules_per_call("noop.service");
+                    minimal_rules_noop.push(t.elapsed());
                 }
             }
         }
@@ -166,6 +249,9 @@ fn main() {
     let (min_med, min_p99) = support::median_p99(minimal);
     let (libs_med, libs_p99) = support::median_p99(lib_simple);
     let (ctls_med, ctls_p99) = support::median_p99(ctl_simple);
+    let (noop_med, noop_p99) = support::median_p99(lib_noop);
+    let (min_noop_med, min_noop_p99) = support::median_p99(minimal_noop);
+    let (min_rules_med, min_rules_p99) = support::median_p99(minimal_rules_noop);
 
     // CPU spent by our thread while blocked on a job that takes 3 s.
     let cpu0 = thread_cpu();
@@ -230,6 +316,21 @@ fn main() {
         ms(ctls_med),
         ms(ctls_p99)
     );
+    println!(
+        "| systemd-jobs start, no-op job (unit already active) | {} | {} |",
+        ms(noop_med),
+        ms(noop_p99)
+    );
+    println!(
+        "| minimal waiter (rule kept, call + raw wait), no-op job | {} | {} |",
+        ms(min_noop_med),
+        ms(min_noop_p99)
+    );
+    println!(
+        "| minimal waiter adding and removing its two rules around each call, no-op job | {} | {} |",
+        ms(min_rules_med),
+        ms(min_rules_p99)
+    );
     println!();
     let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!("| ratio (medians) | value |");
@@ -249,6 +350,14 @@ fn main() {
     println!(
         "| systemd-jobs / bare call without waiting, oneshot | {:.2}x |",
         r(lib_med, bare_med)
+    );
+    println!(
+        "| systemd-jobs / minimal waiter with a rule kept, no-op job | {:.2}x |",
+        r(noop_med, min_noop_med)
+    );
+    println!(
+        "| systemd-jobs / minimal waiter adding and removing its rules per call, no-op job | {:.2}x |",
+        r(noop_med, min_rules_med)
     );
     println!(
         "| with interactive authorization allowed / without, oneshot | {:.2}x |",

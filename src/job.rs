@@ -262,10 +262,13 @@ impl Job {
         }
     }
 
-    /// A job systemd named by id and path; systemd's job paths end in the id.
+    /// A job systemd named by id and path; systemd's job paths end in the id. The path is
+    /// what identifies the job; a peer whose id disagrees with it is only logged.
     pub(crate) fn new(id: u32, path: &str) -> Self {
         let job = Job::from_path(path);
-        debug_assert_eq!(job.id(), id, "{path}");
+        if job.id() != id {
+            log::debug!("job {id} has the path {path}, which names job {}", job.id());
+        }
         job
     }
 

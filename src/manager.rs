@@ -114,7 +114,7 @@ impl ManagerBuilder {
 
     /// How long the manager may be away while it re-executes (`daemon-reexec`, as systemd
     /// package upgrades do) before a wait gives up with [`Error::ManagerGone`].
-    /// Default: [`DEFAULT_REEXEC_GRACE`] (500 ms), always cut to what is left of the deadline.
+    /// Default: [`DEFAULT_REEXEC_GRACE`](crate::DEFAULT_REEXEC_GRACE) (500 ms), always cut to what is left of the deadline.
     ///
     /// On a bus it is how long `org.freedesktop.systemd1` may have no owner; systemd 252
     /// passes the name on within a few milliseconds. On a private socket it is how long a
@@ -137,7 +137,7 @@ impl ManagerBuilder {
 
     /// How long [`connect`](ManagerBuilder::connect) may take, after which it fails with
     /// [`Error::ConnectTimeout`] naming the step that did not finish. Default:
-    /// [`DEFAULT_CONNECT_TIMEOUT`] (25 s). Reconnecting after a re-execution uses what is
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT) (25 s). Reconnecting after a re-execution uses what is
     /// left of the operation's deadline instead.
     ///
     /// It covers every step: authentication, on a bus the registration (`Hello`), on a

@@ -1,6 +1,6 @@
 //! Connecting, over a bus and to a manager's private socket: under a deadline when the peer
 //! does not answer (a stopped manager or bus daemon, a socket nobody serves), every fresh
-//! connection answered at once when it does, and the subscription in force from the start.
+//! connection answered at once when it does, and the job rules in force before the first call.
 
 mod common;
 
@@ -69,7 +69,7 @@ fn a_stopped_bus_daemon_is_a_connect_timeout_at_the_deadline() {
 fn a_stopped_manager_behind_a_bus_is_a_timeout_of_the_job_call() {
     let sd = sandbox!();
     sd.install(&[("ok.service", common::ONESHOT_OK)]);
-    // The bus daemon answers connecting and subscribing; the manager never gets to the call.
+    // The bus daemon answers connecting (and the job rules); the manager never answers the call.
     sd.kill(sd.manager_pid(), "STOP");
     let m = Manager::builder()
         .bus(Bus::Address(sd.bus_address()))

@@ -108,7 +108,8 @@ fn a_job_removed_dropped_by_a_full_bus_queue_is_found_by_the_job_check() {
         Ok(sd) => sd,
         Err(why) => return common::missing_prerequisite(&why),
     };
-    sd.install(&[("slow.service", &common::slow_start(1.0))]);
+    sd.install(&[("slow.service", &common::slow_start(2.0))]);
+    sd.install_noop_units();
     let check = Duration::from_secs(1);
     let m = sd.builder().job_check_interval(check).connect().unwrap();
     let job = m
@@ -116,8 +117,9 @@ fn a_job_removed_dropped_by_a_full_bus_queue_is_found_by_the_job_check() {
         .unwrap();
     // While the handle does not read, foreign results fill its queue on the bus daemon (and
     // the socket's buffer) past the limit, and our job ends meanwhile: its JobRemoved is
-    // dropped.
-    sd.foreign_noop_jobs(8000);
+    // dropped. (About 1500 results fill the socket's buffer and the 64 KiB; the flood runs
+    // at a few thousand jobs a second, the job for 2 s.)
+    sd.foreign_noop_jobs(10_000);
     common::eventually(Duration::from_secs(10), || {
         match sd.unit_property("slow.service", "ActiveState").as_str() {
             "active" => Ok(()),

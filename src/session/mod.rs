@@ -65,6 +65,9 @@ use router::{HandlerId, OnSignal, Router};
 pub(crate) use rules::RuleHold;
 use rules::Rules;
 
+/// The shortest time a job check waits for its answer.
+const MIN_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How often a refused private socket is tried again while the manager re-executes.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 
@@ -242,6 +245,15 @@ impl Session {
     /// connection breaks.
     pub(crate) fn call(&self, msg: Message, timeout: Duration) -> Result<Message, dbus::Error> {
         let deadline = Deadline::after(timeout);
+        if self.rules.len() > 0 {
+            // Signals may have queued up for us (a job handle kept without waiting): take them
+            // in first. A bus daemon drops every message, replies too, for a connection whose
+            // queue is over its limit (`max_outgoing_bytes`), so a call sent into a full queue
+            // could lose its reply and wait for nothing until its timeout.
+            if let Err(Interrupted::Disconnected(e)) = self.drain() {
+                return Err(dbus::Error::new_custom(e.name(), e.message()));
+            }
+        }
         let serial = self.send_awaiting(msg)?;
         loop {
             if let Some(mut reply) = self.router().take_reply(serial) {
@@ -475,9 +487,14 @@ impl Session {
         let unsettled = self.router().inbox.unsettled();
         let mut gone = Vec::new();
         let caller = self.caller(false);
+        // A check that gets no answer (a reply lost, a busy manager) is tried again at the
+        // next interval rather than holding the wait until the deadline.
+        let timeout = deadline
+            .call_timeout()
+            .min(self.timing.job_check_interval.max(MIN_CHECK_TIMEOUT));
         for (path, request) in unsettled {
             let job = Job::from_path(path.as_str());
-            match calls::job_exists(&caller, &job, deadline.call_timeout()) {
+            match calls::job_exists(&caller, &job, timeout) {
                 Ok(true) => log::debug!("{when}, {job} is still queued"),
                 Ok(false) => gone.push((path, request)),
                 Err(_) if deadline.expired() => return Err(Interrupted::DeadlinePassed),

@@ -368,15 +368,9 @@ impl Sandbox {
         )
     }
 
-    /// Another client runs at least `n` no-op jobs (starts of units that are active already,
-    /// each ending `done` at once), after calling `Subscribe()` as systemd-logind does, so
-    /// every job's `JobRemoved` is broadcast to whoever holds a matching rule. Installs and
-    /// starts the units it uses (`noop-K.service`) on first use. Returns how many distinct jobs
-    /// ran.
-    ///
-    /// systemd merges a start into a job already queued for the same unit, so the calls go out
-    /// in rounds of one per unit, each round after the previous one's jobs have ended.
-    pub fn foreign_noop_jobs(&self, n: usize) -> usize {
+    /// Installs the units [`Sandbox::foreign_noop_jobs`] uses, if not yet there, and returns
+    /// their names.
+    pub fn install_noop_units(&self) -> Vec<String> {
         const UNITS: usize = 200;
         let units: Vec<String> = (0..UNITS).map(|k| format!("noop-{k}.service")).collect();
         if !self
@@ -388,6 +382,19 @@ impl Sandbox {
             let files: Vec<(&str, &str)> = units.iter().map(|u| (u.as_str(), unit)).collect();
             self.install(&files);
         }
+        units
+    }
+
+    /// Another client runs at least `n` no-op jobs (starts of units that are active already,
+    /// each ending `done` at once), after calling `Subscribe()` as systemd-logind does, so
+    /// every job's `JobRemoved` is broadcast to whoever holds a matching rule. Installs and
+    /// starts the units it uses (`noop-K.service`) on first use. Returns how many distinct jobs
+    /// ran.
+    ///
+    /// systemd merges a start into a job already queued for the same unit, so the calls go out
+    /// in rounds of one per unit, each round after the previous one's jobs have ended.
+    pub fn foreign_noop_jobs(&self, n: usize) -> usize {
+        let units = self.install_noop_units();
         let conn = self.raw_connection().unwrap();
         systemd_manager(&conn, Duration::from_secs(10))
             .method_call::<(), _, _, _>("org.freedesktop.systemd1.Manager", "Subscribe", ())

@@ -106,8 +106,23 @@ fn until_inactive(
     start: JobOutcome,
     deadline: &Deadline,
 ) -> Result<Completion> {
+    let mut last_read = None;
     loop {
-        let state = follow.read_state(deadline)?;
+        let state = match follow.read_state(deadline) {
+            Ok(state) => state,
+            // The deadline passed while the state was read (a busy manager answers a read
+            // started at the deadline too late): the unit was still running when last read.
+            Err(e) => {
+                return Err(match last_read.take() {
+                    Some(state) if deadline.expired() => Error::StillActive {
+                        unit: follow.unit.clone(),
+                        state,
+                        waited: deadline.elapsed(),
+                    },
+                    _ => e,
+                });
+            }
+        };
         if matches!(state.active_state.as_str(), "inactive" | "failed") {
             return ended(&follow, start, deadline);
         }
@@ -119,6 +134,7 @@ fn until_inactive(
             });
         }
         log::debug!("{}: {state}, waiting for it to stop", follow.unit);
+        last_read = Some(state);
         follow.lock_seen().active_state = None;
         let slice = Deadline::after(STATE_CHECK_INTERVAL.min(deadline.remaining()));
         let seen = Arc::clone(&follow.seen);

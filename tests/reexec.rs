@@ -12,29 +12,6 @@ const T: Duration = Duration::from_secs(20);
 /// How much later than the job's own run time a result may come.
 const SLACK: Duration = Duration::from_millis(1500);
 
-/// Runs `systemctl --user daemon-reexec` (or another verb) at each of `at`, from another thread.
-fn manager_verb_at(
-    sd: &common::Sandbox,
-    verb: &'static str,
-    at: &[u64],
-) -> std::thread::JoinHandle<()> {
-    let runtime_dir = sd.runtime_dir().to_owned();
-    let at = at.to_vec();
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        for ms in at {
-            std::thread::sleep(Duration::from_millis(ms).saturating_sub(start.elapsed()));
-            let st = std::process::Command::new("systemctl")
-                .args(["--user", verb])
-                .env("XDG_RUNTIME_DIR", &runtime_dir)
-                .env_remove("DBUS_SESSION_BUS_ADDRESS")
-                .status()
-                .expect("run systemctl");
-            assert!(st.success(), "systemctl --user {verb}: {st}");
-        }
-    })
-}
-
 fn private(sd: &common::Sandbox) -> Manager {
     Manager::connect(Bus::PrivateAddress(sd.private_address())).expect("private socket")
 }
@@ -43,7 +20,7 @@ fn private(sd: &common::Sandbox) -> Manager {
 /// that the wait ends `done` about when the job does.
 fn start_through(sd: &common::Sandbox, m: &Manager, verb: &'static str, at: &[u64]) {
     let pid_before = sd.manager_pid();
-    let actor = manager_verb_at(sd, verb, at);
+    let actor = sd.systemctl_at(verb, at);
     let started = Instant::now();
     let outcome = m
         .restart("slow.service", JobMode::Replace, T)
@@ -124,7 +101,7 @@ fn a_batch_across_a_reexec_gets_every_result() {
         ("bad.service", &common::failing_after(2.5)),
     ]);
     for m in [sd.manager(), private(&sd)] {
-        let actor = manager_verb_at(&sd, "daemon-reexec", &[500]);
+        let actor = sd.systemctl_at("daemon-reexec", &[500]);
         let started = Instant::now();
         let results = m
             .batch()
@@ -259,7 +236,7 @@ fn cancel_on_timeout_and_the_active_check_work_across_a_reexec() {
         .check_active(Some(Duration::from_millis(1500)))
         .connect()
         .unwrap();
-    let actor = manager_verb_at(&sd, "daemon-reexec", &[3500]);
+    let actor = sd.systemctl_at("daemon-reexec", &[3500]);
     let outcome = checked
         .restart("slow.service", JobMode::Replace, T)
         .unwrap();
@@ -271,7 +248,7 @@ fn cancel_on_timeout_and_the_active_check_work_across_a_reexec() {
         .cancel_on_timeout(true)
         .connect()
         .unwrap();
-    let actor = manager_verb_at(&sd, "daemon-reexec", &[300]);
+    let actor = sd.systemctl_at("daemon-reexec", &[300]);
     let started = Instant::now();
     let err = canceling
         .start(

@@ -20,25 +20,6 @@ fn private(sd: &common::Sandbox) -> Manager {
     Manager::connect(Bus::PrivateAddress(sd.private_address())).expect("private socket")
 }
 
-/// Runs `systemctl --user VERB` after `delay`, from another thread.
-fn systemctl_after(
-    sd: &common::Sandbox,
-    verb: &'static str,
-    delay: Duration,
-) -> std::thread::JoinHandle<()> {
-    let runtime_dir = sd.runtime_dir().to_owned();
-    std::thread::spawn(move || {
-        std::thread::sleep(delay);
-        let st = std::process::Command::new("systemctl")
-            .args(["--user", verb])
-            .env("XDG_RUNTIME_DIR", &runtime_dir)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .status()
-            .expect("run systemctl");
-        assert!(st.success(), "systemctl --user {verb}: {st}");
-    })
-}
-
 #[test]
 fn an_idle_handle_gets_nothing_while_thousands_of_foreign_jobs_end() {
     let sd = sandbox!();
@@ -147,7 +128,7 @@ fn progress_keeps_reporting_across_a_reexec_on_both_transports() {
     sd.install(&[("phases.service", PHASES)]);
     for (how, m) in sd.on_both_transports() {
         let mut texts = Vec::new();
-        let reexec = systemctl_after(&sd, "daemon-reexec", Duration::from_secs(1));
+        let reexec = sd.systemctl_at("daemon-reexec", &[1000]);
         let out = m.run_with_progress(
             Verb::Restart,
             "phases.service",
@@ -176,9 +157,7 @@ fn a_follow_dropped_after_a_reconnect_leaves_newer_ones_working() {
     let m = private(&sd);
     // A run whose unit is followed from before the reset.
     let mut older = Some(m.enqueue_run("first.service", JobMode::Replace, T).unwrap());
-    systemctl_after(&sd, "daemon-reexec", Duration::ZERO)
-        .join()
-        .unwrap();
+    sd.systemctl_at("daemon-reexec", &[0]).join().unwrap();
     // The handle reconnects at its next call; the follow made then is the newer one, and
     // the older is dropped at the first report, while the newer is live.
     let mut after_drop = Vec::new();
@@ -213,7 +192,7 @@ fn a_caller_held_across_a_reconnect_keeps_working() {
         Duration::from_secs(5),
         &caller,
     );
-    let reexec = systemctl_after(&sd, "daemon-reexec", Duration::from_millis(500));
+    let reexec = sd.systemctl_at("daemon-reexec", &[500]);
     // The wait reconnects while `caller` is alive.
     let out = m.restart("slow.service", JobMode::Replace, T).unwrap();
     reexec.join().unwrap();

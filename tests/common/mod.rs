@@ -309,9 +309,9 @@ impl Sandbox {
         v
     }
 
-    /// How many match rules the connection `conn` has on the sandbox bus, read from the bus
-    /// daemon's `org.freedesktop.DBus.Debug.Stats`.
-    pub fn match_rules_of(&self, unique_name: &str) -> u32 {
+    /// What the bus daemon's `org.freedesktop.DBus.Debug.Stats` says about the connection
+    /// `unique_name`.
+    fn connection_stats(&self, unique_name: &str) -> dbus::arg::PropMap {
         let conn = self.raw_connection().unwrap();
         let p = Proxy::new(
             "org.freedesktop.DBus",
@@ -326,9 +326,36 @@ impl Sandbox {
                 (unique_name,),
             )
             .expect("GetConnectionStats");
+        stats
+    }
+
+    /// How many match rules the connection `unique_name` has on the sandbox bus, read from
+    /// the bus daemon's `org.freedesktop.DBus.Debug.Stats`.
+    pub fn match_rules_of(&self, unique_name: &str) -> u32 {
+        let stats = self.connection_stats(unique_name);
         dbus::arg::prop_cast::<u32>(&stats, "MatchRules")
             .copied()
             .expect("MatchRules in stats")
+    }
+
+    /// Runs `systemctl --user VERB` (`daemon-reexec`, say) at each of `at` (ms from now),
+    /// from another thread.
+    pub fn systemctl_at(&self, verb: &'static str, at: &[u64]) -> std::thread::JoinHandle<()> {
+        let runtime_dir = self.runtime_dir.clone();
+        let at = at.to_vec();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            for ms in at {
+                std::thread::sleep(Duration::from_millis(ms).saturating_sub(start.elapsed()));
+                let st = Command::new("systemctl")
+                    .args(["--user", verb])
+                    .env("XDG_RUNTIME_DIR", &runtime_dir)
+                    .env_remove("DBUS_SESSION_BUS_ADDRESS")
+                    .status()
+                    .expect("run systemctl");
+                assert!(st.success(), "systemctl --user {verb}: {st}");
+            }
+        })
     }
 
     /// The match rules `m` holds on the sandbox bus, read after a round trip on `m`'s own
@@ -342,20 +369,7 @@ impl Sandbox {
     /// `org.freedesktop.DBus.Debug.Stats`: (`OutgoingMessages`, `OutgoingBytes`,
     /// `PeakOutgoingBytes`).
     pub fn outgoing_queue_of(&self, unique_name: &str) -> (u32, u32, u32) {
-        let conn = self.raw_connection().unwrap();
-        let p = Proxy::new(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            Duration::from_secs(5),
-            &conn,
-        );
-        let (stats,): (dbus::arg::PropMap,) = p
-            .method_call(
-                "org.freedesktop.DBus.Debug.Stats",
-                "GetConnectionStats",
-                (unique_name,),
-            )
-            .expect("GetConnectionStats");
+        let stats = self.connection_stats(unique_name);
         let get = |key: &str| {
             dbus::arg::prop_cast::<u32>(&stats, key)
                 .copied()

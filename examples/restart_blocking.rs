@@ -51,8 +51,9 @@ OPTIONS:
                        outright, through your session's authentication agent (none is
                        started for you); the time spent asking counts against --timeout,
                        and the system bus gives up after 25 s
-                       [default: the flag is not set; systemd 252 still asks for unit
-                       jobs when an agent is registered for you, else exit status 4]
+                       [default: the flag is not set: systemd 257 and newer refuse at
+                       once (exit status 4); 252 still asks for unit jobs when an agent
+                       is registered for you]
     -h, --help         print this help
 
 OUTPUT:

@@ -188,10 +188,21 @@ pub enum Error {
     },
 
     /// The caller may not do this (`AccessDenied`, `InteractiveAuthorizationRequired`).
-    #[error("{unit}: access denied: {source}")]
+    ///
+    /// The message says what the crate sent as well as what systemd answered: systemd 262
+    /// answers a refused job call "interactive authentication has not been enabled by the
+    /// calling program" even when the call did allow it and polkit merely had no agent to ask.
+    #[error(
+        "{unit}: access denied; the call {} interactive authorization, and systemd answered: {source}",
+        if *interactive { "allowed" } else { "did not allow" }
+    )]
     AccessDenied {
         /// The unit of the request.
         unit: String,
+        /// Whether the refused call carried the `ALLOW_INTERACTIVE_AUTHORIZATION` flag
+        /// ([`ManagerBuilder::allow_interactive_authorization`](crate::ManagerBuilder::allow_interactive_authorization)
+        /// on a call that queues or cancels a job).
+        interactive: bool,
         /// What the bus or systemd said.
         source: BusError,
     },
@@ -479,13 +490,25 @@ impl Error {
         }
     }
 
+    /// Records that the call this error is about carried the interactive-authorization flag.
+    pub(crate) fn sent_interactive(mut self, allowed: bool) -> Self {
+        if let Error::AccessDenied { interactive, .. } = &mut self {
+            *interactive = allowed;
+        }
+        self
+    }
+
     /// Maps a D-Bus error of any call to the generic variants.
     pub(crate) fn from_call(unit: &str, call: &'static str, source: BusError) -> Self {
         let unit = unit.to_owned();
         match source.name() {
             "org.freedesktop.DBus.Error.AccessDenied"
             | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
-                Error::AccessDenied { unit, source }
+                Error::AccessDenied {
+                    unit,
+                    interactive: false,
+                    source,
+                }
             }
             "org.freedesktop.DBus.Error.ServiceUnknown"
             | "org.freedesktop.DBus.Error.NameHasNoOwner" => {

@@ -80,10 +80,14 @@ impl ManagerBuilder {
     /// manager honours it a call that would need a prompt fails at once with
     /// [`Error::AccessDenied`] (systemd's `InteractiveAuthorizationRequired`).
     ///
-    /// systemd 252 lets polkit ask for a unit's job methods (start, stop, restart...) even
-    /// without the flag, whenever an agent is registered for the caller; without an agent the
-    /// refusal is immediate either way (proven against a real system manager). The flag
-    /// matters for the calls that honour it, and states the caller's intent.
+    /// What the flag changes depends on the manager (each proven against a real system
+    /// manager in a container): systemd 257 and 262 honour it for a unit's job methods
+    /// (start, stop, restart...), so without it a call that polkit would have to ask about
+    /// is refused at once even when an agent is registered; systemd 252 lets polkit ask for
+    /// those methods with or without the flag, whenever an agent is registered for the
+    /// caller. Without an agent the refusal is immediate on every version, and the error
+    /// says whether the call allowed interactive authorization (systemd 262's own text
+    /// claims it did not, either way).
     ///
     /// On the system bus, the bus daemon cuts a call off after its reply timeout (25 s by
     /// default): a prompt must be answered within that, or the call fails with

@@ -1,19 +1,44 @@
-//! The system manager: systemd as PID 1 in a `systemd-nspawn` container booted from this
-//! machine's own `/usr` (`tests/common/container.rs`), with its system bus, its private socket
-//! and polkit deciding for callers that are not root.
+//! The system manager: systemd as PID 1 in a `systemd-nspawn` container
+//! (`tests/common/container.rs`), with its system bus, its private socket and polkit deciding
+//! for callers that are not root. Every test runs on every root: this machine's own (systemd
+//! 252), Debian trixie (257) and Debian sid (the newest systemd Debian has), as `host::NAME`,
+//! `trixie::NAME` and `sid::NAME`; each prints the version it booted.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::container::Root;
 use systemd_jobs::{Bus, Error, ExitStatus, JobMode, JobResult, Manager, Verb};
+
+/// Runs each of the test functions (taking a [`Root`]) on every root, as tests of their own.
+macro_rules! on_every_root {
+    ($($test:ident),* $(,)?) => {
+        mod host {
+            $(#[test] fn $test() { super::$test(super::Root::Host) })*
+        }
+        mod trixie {
+            $(#[test] fn $test() { super::$test(super::Root::Debian("trixie")) })*
+        }
+        mod sid {
+            $(#[test] fn $test() { super::$test(super::Root::Debian("sid")) })*
+        }
+    };
+}
+
+on_every_root!(
+    root_inside_uses_the_default_paths_and_gets_systemctl_s_statuses,
+    the_library_drives_the_system_manager_over_its_bus,
+    callers_that_are_not_root_are_refused_with_status_4,
+    the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace,
+    interactive_authorization_end_to_end,
+);
 
 const T: Duration = Duration::from_secs(20);
 const NOBODY: u32 = 65534;
 
-#[test]
-fn root_inside_uses_the_default_paths_and_gets_systemctl_s_statuses() {
-    let c = container!();
+fn root_inside_uses_the_default_paths_and_gets_systemctl_s_statuses(root: Root) {
+    let c = container!(root);
     c.install(&[
         ("ok.service", common::ONESHOT_OK),
         ("bad.service", common::ONESHOT_FAILS),
@@ -38,9 +63,8 @@ fn root_inside_uses_the_default_paths_and_gets_systemctl_s_statuses() {
     assert_eq!(err.lines().count(), 2, "{err}");
 }
 
-#[test]
-fn the_library_drives_the_system_manager_over_its_bus() {
-    let c = container!();
+fn the_library_drives_the_system_manager_over_its_bus(root: Root) {
+    let c = container!(root);
     c.install(&[
         ("ok.service", common::ONESHOT_OK),
         ("bad.service", common::ONESHOT_FAILS),
@@ -85,9 +109,8 @@ fn the_library_drives_the_system_manager_over_its_bus() {
     assert_eq!(m.pending_jobs(), 0);
 }
 
-#[test]
-fn callers_that_are_not_root_are_refused_with_status_4() {
-    let c = container!();
+fn callers_that_are_not_root_are_refused_with_status_4(root: Root) {
+    let c = container!(root);
     c.install(&[("ok.service", common::ONESHOT_OK)]);
     // Over the system bus polkit decides, and without an agent that is a refusal at once,
     // with or without the interactive-authorization flag.
@@ -100,6 +123,14 @@ fn callers_that_are_not_root_are_refused_with_status_4() {
                 && err.contains("InteractiveAuthorizationRequired"),
             "{args:?}: {err}"
         );
+        // What was sent, whatever systemd's own words say about it (262's say the program
+        // did not enable interactive authentication, flag or not).
+        let sent = if args.len() == 2 {
+            "the call allowed interactive authorization"
+        } else {
+            "the call did not allow interactive authorization"
+        };
+        assert!(err.contains(sent), "systemd {}: {args:?}: {err}", c.version);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
     // The private socket is root's only.
@@ -109,9 +140,8 @@ fn callers_that_are_not_root_are_refused_with_status_4() {
     assert_eq!(c.unit_property("ok.service", "ActiveState"), "inactive");
 }
 
-#[test]
-fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace() {
-    let c = container!();
+fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace(root: Root) {
+    let c = container!(root);
     c.install(&[("ok.service", common::ONESHOT_OK)]);
     // From the host, the socket file is reachable through /proc/PID1/root, but the kernel
     // reports our pid as 0 to a manager in another pid namespace, and systemd refuses such
@@ -162,9 +192,8 @@ fn with_agent(example_args: &str) -> String {
     )
 }
 
-#[test]
-fn interactive_authorization_end_to_end() {
-    let c = container!();
+fn interactive_authorization_end_to_end(root: Root) {
+    let c = container!(root);
     c.install(&[("ok.service", common::ONESHOT_OK)]);
     c.add_polkit_user(USER, UID, PASSWORD);
     let limit = Duration::from_secs(30);
@@ -209,12 +238,18 @@ fn interactive_authorization_end_to_end() {
     assert!(!run.screen.contains("Password:"), "{}", run.screen);
     assert!(run.took < Duration::from_secs(5), "{:?}", run.took);
 
-    // Without the flag, systemd 252 asks all the same for a unit's job when an agent is
-    // there: its job methods allow interaction whatever the header says. (Without an agent,
-    // as above, the refusal is at once either way.)
+    // Without the flag, with an agent there: systemd 252 asks all the same for a unit's job
+    // (its job methods allowed interaction whatever the header said); 257 and 262 refuse at
+    // once. (Without an agent, as above, the refusal is at once either way.)
     let run = c.on_terminal(UID, &with_agent("ok"), Some(PASSWORD), limit);
-    assert_eq!(run.code, 0, "{}", run.screen);
-    assert!(run.screen.contains("Password:"), "{}", run.screen);
+    if c.version <= 252 {
+        assert_eq!(run.code, 0, "systemd {}: {}", c.version, run.screen);
+        assert!(run.screen.contains("Password:"), "{}", run.screen);
+    } else {
+        assert_eq!(run.code, 4, "systemd {}: {}", c.version, run.screen);
+        assert!(!run.screen.contains("Password:"), "{}", run.screen);
+        assert!(run.took < Duration::from_secs(5), "{:?}", run.took);
+    }
     let run = c.on_terminal(UID, "exec /opt/t/restart_blocking ok", None, limit);
     assert_eq!(run.code, 4, "{}", run.screen);
     assert!(run.took < Duration::from_secs(5), "{:?}", run.took);

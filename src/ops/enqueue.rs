@@ -44,6 +44,7 @@ pub(crate) fn enqueue<'m>(
             log::debug!("{call}({unit}) failed: {e}");
             return Err(Error::unless_timed_out(unit, deadline, || {
                 Error::from_job_call(unit, verb, call, e.into())
+                    .sent_interactive(cx.options.allow_interactive_authorization)
             }));
         }
     };

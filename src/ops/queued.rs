@@ -332,7 +332,10 @@ pub(crate) fn cancel(cx: &Context, job: &Job, timeout: Duration) -> Result<()> {
     let msg = calls::cancel(job).map_err(|e| Error::from_call(job.path(), "Cancel", e.into()))?;
     cx.action_caller()
         .send_with_reply_and_block(msg, timeout)
-        .map_err(|e| Error::from_call(job.path(), "Cancel", e.into()))?;
+        .map_err(|e| {
+            Error::from_call(job.path(), "Cancel", e.into())
+                .sent_interactive(cx.options.allow_interactive_authorization)
+        })?;
     log::debug!("canceled {job}");
     Ok(())
 }

@@ -1,11 +1,16 @@
 //! A second real-manager fixture: the *system* manager, as PID 1 of a `systemd-nspawn`
-//! container booted from this machine's own `/usr`.
+//! container booted from a [`Root`]: this machine's own `/usr` (systemd 252 here), or a Debian
+//! root that debootstrap built from Debian's packages (`trixie`: 257, `sid`: the newest; `bash
+//! .ci/test` builds them into the roots cache, `$SYSTEMD_JOBS_ROOTS` or
+//! `/var/cache/systemd-jobs/roots`).
 //!
 //! Recipe: a cgroup of its own (as for the user manager), then
-//! `systemd-nspawn --register=no --keep-unit -q --volatile=yes -D / --machine=NAME
+//! `systemd-nspawn --register=no --keep-unit -q --volatile=yes -D ROOT --machine=NAME
 //! --bind-ro=EXAMPLES:/opt/t --boot -- systemd.firstboot=off systemd.unit=basic.target`:
-//! a tmpfs root with the host's `/usr` read-only, systemd as PID 1 in system mode, its system
-//! bus at `/proc/PID1/root/run/dbus/system_bus_socket` from the host. The crate's example
+//! a tmpfs root with the root's `/usr` read-only, systemd as PID 1 in system mode, its system
+//! bus at `/proc/PID1/root/run/dbus/system_bus_socket` from the host. systemd 258 and newer
+//! refuse this host's hybrid cgroup layout unless nspawn runs with
+//! `SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1`, which is set for them. The crate's example
 //! binaries are bind-mounted at `/opt/t`, and commands run inside with
 //! `nsenter -t PID1 -m -u -i -n -p`, as root or, through `setpriv`, as another user. Unit
 //! files go in the container's `/run/systemd/system`. [`Drop`] writes `1` to the cgroup's
@@ -25,11 +30,80 @@ const NSPAWN: &str = "/usr/bin/systemd-nspawn";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Boots a container, or explains why it cannot and returns (a failure under CI).
+/// Where a container's system comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// This machine's own root (`-D /`).
+    Host,
+    /// A Debian root of this suite, built by debootstrap into the roots cache.
+    Debian(&'static str),
+}
+
+/// The Debian suites whose roots `bash .ci/test` builds and the system tests boot.
+pub const DEBIAN_SUITES: [&str; 2] = ["trixie", "sid"];
+
+/// Where the Debian roots are kept: `$SYSTEMD_JOBS_ROOTS`, else
+/// `/var/cache/systemd-jobs/roots` (outside the checkout, kept between runs).
+pub fn roots_cache() -> PathBuf {
+    std::env::var_os("SYSTEMD_JOBS_ROOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/systemd-jobs/roots"))
+}
+
+impl Root {
+    /// The directory nspawn boots.
+    pub fn dir(&self) -> PathBuf {
+        match self {
+            Root::Host => PathBuf::from("/"),
+            Root::Debian(suite) => roots_cache().join(suite),
+        }
+    }
+
+    /// The version of the systemd in this root, from its `libsystemd-shared-NNN.so`.
+    pub fn systemd_version(&self) -> Result<u32, String> {
+        let dir = self.dir();
+        let lib = dir.join("usr/lib");
+        let mut candidates = vec![lib.join("systemd")];
+        if let Ok(entries) = fs::read_dir(&lib) {
+            candidates.extend(entries.flatten().map(|e| e.path().join("systemd")));
+        }
+        candidates
+            .iter()
+            .filter_map(|d| fs::read_dir(d).ok())
+            .flat_map(|entries| entries.flatten())
+            .find_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix("libsystemd-shared-")?
+                    .strip_suffix(".so")?
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| match self {
+                Root::Host => format!("no systemd (libsystemd-shared) in {}", dir.display()),
+                Root::Debian(suite) => format!(
+                    "the Debian {suite} root is missing or has no systemd at {} \
+                     (`bash .ci/test` builds it)",
+                    dir.display()
+                ),
+            })
+    }
+}
+
+impl std::fmt::Display for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Root::Host => f.write_str("this machine's root"),
+            Root::Debian(suite) => write!(f, "Debian {suite}"),
+        }
+    }
+}
+
+/// Boots a container from a [`Root`], or explains why it cannot and returns (a failure
+/// under CI).
 #[macro_export]
 macro_rules! container {
-    () => {
-        match common::container::Container::boot() {
+    ($root:expr) => {
+        match common::container::Container::boot($root) {
             Ok(c) => c,
             Err(why) => {
                 common::missing_prerequisite(&why);
@@ -47,15 +121,20 @@ pub struct Container {
     pid1: u32,
     name: String,
     log: PathBuf,
+    /// The version of its systemd.
+    pub version: u32,
 }
 
 impl Container {
-    /// Boots a container and waits until its system manager is up (at most 60 s).
-    pub fn boot() -> Result<Container, String> {
+    /// Boots a container from `root` and waits until its system manager is up (at most
+    /// 60 s).
+    pub fn boot(root: Root) -> Result<Container, String> {
         super::check_prerequisites()?;
         if !Path::new(NSPAWN).exists() {
             return Err(format!("{NSPAWN} is missing (install systemd-container)"));
         }
+        let version = root.systemd_version()?;
+        eprintln!("container: systemd {version} from {root}");
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("sj-sys-{}-{n}", std::process::id());
         let (cgroups, unified) = super::cgroup_dirs(&name)?;
@@ -72,13 +151,18 @@ impl Container {
             .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display()))
             .collect();
         let script = format!(
-            "{join_cgroups}exec {NSPAWN} --register=no --keep-unit -q --volatile=yes -D / \
+            "{join_cgroups}exec {NSPAWN} --register=no --keep-unit -q --volatile=yes -D {} \
              --machine={name} --bind-ro={}:/opt/t --boot -- systemd.firstboot=off \
              systemd.unit=basic.target",
+            root.dir().display(),
             examples.display()
         );
         let out = fs::File::create(&log).map_err(|e| e.to_string())?;
-        let child = Command::new("sh")
+        let mut command = Command::new("sh");
+        if version >= 258 {
+            command.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1");
+        }
+        let child = command
             .arg("-c")
             .arg(script)
             .stdin(Stdio::null())
@@ -93,6 +177,7 @@ impl Container {
             child,
             name,
             log,
+            version,
         };
         container.wait_until_running(Duration::from_secs(60))?;
         Ok(container)

@@ -32,6 +32,7 @@ on_every_root!(
     callers_that_are_not_root_are_refused_with_status_4,
     the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace,
     interactive_authorization_end_to_end,
+    a_batch_of_one_verb_is_one_transaction_where_the_manager_can,
 );
 
 const T: Duration = Duration::from_secs(20);
@@ -177,6 +178,83 @@ fn the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace(root: Ro
         ],
     );
     assert!(log.contains("refusing"), "{log}");
+}
+
+/// Reads a monotonic timestamp property of `unit` inside the container.
+fn timestamp(c: &common::container::Container, unit: &str, name: &str) -> u64 {
+    c.unit_property(unit, name)
+        .parse()
+        .unwrap_or_else(|e| panic!("{unit} {name}: {e}"))
+}
+
+fn a_batch_of_one_verb_is_one_transaction_where_the_manager_can(root: Root) {
+    let c = container!(root);
+    // `second` is ordered after `first`, a oneshot that takes 1 s; the batch names them in
+    // the reverse order.
+    c.install(&[
+        ("first.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 1\n"),
+        ("second.service", "[Unit]\nAfter=first.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"),
+        ("ok.service", common::ONESHOT_OK),
+    ]);
+    let m = c.manager();
+    let results = m
+        .batch()
+        .add(Verb::Start, "second.service")
+        .add(Verb::Start, "first.service")
+        .run(T);
+    for r in &results {
+        assert_eq!(
+            r.as_ref().unwrap().result,
+            JobResult::Done,
+            "systemd {}",
+            c.version
+        );
+    }
+    // Results in input order.
+    assert_eq!(results[0].as_ref().unwrap().unit, "second.service");
+    let second_started = timestamp(&c, "second.service", "ExecMainStartTimestampMonotonic");
+    let first_ended = timestamp(&c, "first.service", "ExecMainExitTimestampMonotonic");
+    if c.version >= 262 {
+        // One transaction: the ordering between the named units holds.
+        assert!(
+            second_started >= first_ended,
+            "systemd {}: second started {second_started}, first ended {first_ended}",
+            c.version
+        );
+    } else {
+        // One call per unit: `second` was queued (and ran) before `first` had a job, so
+        // the ordering between them did not apply; that is what the fallback documents.
+        assert!(
+            second_started < first_ended,
+            "systemd {}: second started {second_started}, first ended {first_ended}",
+            c.version
+        );
+    }
+
+    // A transaction systemd refuses is refused as a whole where it is one.
+    let results = m
+        .batch()
+        .add(Verb::Start, "ok.service")
+        .add(Verb::Start, "nope.service")
+        .run(T);
+    assert!(
+        matches!(results[1], Err(Error::NoSuchUnit { .. })),
+        "{:?}",
+        results[1]
+    );
+    if c.version >= 262 {
+        match &results[0] {
+            Err(Error::TransactionRefused { unit, source }) => {
+                assert_eq!(unit, "ok.service");
+                assert!(source.message().contains("nope.service"), "{source}");
+            }
+            other => panic!("systemd {}: {other:?}", c.version),
+        }
+        assert_eq!(c.unit_property("ok.service", "ActiveState"), "inactive");
+    } else {
+        assert_eq!(results[0].as_ref().unwrap().result, JobResult::Done);
+    }
+    assert_eq!(m.pending_jobs(), 0);
 }
 
 const USER: &str = "sjtest";

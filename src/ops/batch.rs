@@ -7,9 +7,10 @@ use crate::error::Result;
 use crate::job::{JobMode, JobOutcome, Verb};
 use crate::ops::Context;
 use crate::ops::completion::{Completion, QueuedRun};
-use crate::ops::enqueue::{enqueue, enqueue_run};
+use crate::ops::enqueue::{enqueue, enqueue_many, enqueue_run};
 use crate::ops::follow::Follow;
 use crate::ops::progress::{self, Progress, Reporter, Watched};
+use crate::ops::queued::QueuedJob;
 use crate::session::Interrupted;
 use crate::unit_name;
 
@@ -104,6 +105,25 @@ impl<'m> Batch<'m> {
             .collect()
     }
 
+    /// Queues every item in one transaction where it can: items that all share one verb and
+    /// one job mode, on a manager with `EnqueueUnitJobMany` (systemd 262 and later). `None`
+    /// otherwise (mixed verbs or modes, a single item, an older manager).
+    fn queue_as_one_transaction(&self, deadline: &Deadline) -> Option<Vec<Result<QueuedJob<'m>>>> {
+        let (first_verb, _, first_mode) = self.items.first()?;
+        let mode_of = |m: &Option<JobMode>| m.unwrap_or(self.mode);
+        let first_mode = mode_of(first_mode);
+        if self.items.len() < 2
+            || !self
+                .items
+                .iter()
+                .all(|(v, _, m)| v == first_verb && mode_of(m) == first_mode)
+        {
+            return None;
+        }
+        let units: Vec<&str> = self.items.iter().map(|(_, u, _)| u.as_str()).collect();
+        enqueue_many(self.cx, *first_verb, &units, first_mode, deadline)
+    }
+
     /// Queues every item with `queue`, in order.
     fn queue_each<T>(
         &self,
@@ -135,8 +155,9 @@ impl<'m> Batch<'m> {
         if let Some(mut reporter) = self.progress.take() {
             return self.run_reporting(&mut reporter, &deadline);
         }
-        let queued =
-            self.queue_each(|cx, verb, unit, mode| enqueue(cx, verb, unit, mode, &deadline));
+        let queued = self.queue_as_one_transaction(&deadline).unwrap_or_else(|| {
+            self.queue_each(|cx, verb, unit, mode| enqueue(cx, verb, unit, mode, &deadline))
+        });
         let paths: Vec<&str> = queued
             .iter()
             .filter_map(|q| q.as_ref().ok())

@@ -124,3 +124,146 @@ fn queue_job(
     calls::per_verb(&caller, unit, verb, mode, deadline.call_timeout())
         .map_err(|e| (verb.method(), e))
 }
+
+/// Queues a `verb` job for each of `units` in one transaction (`EnqueueUnitJobMany`), so that
+/// ordering dependencies between them hold whatever their order and systemd accepts or
+/// refuses them together; one result per unit, in input order. `None` where the manager
+/// cannot (systemd before 262, or its bus policy refuses the method): the caller then queues
+/// one job per call. Detected once per handle.
+///
+/// An invalid unit name fails its own item and is left out of the transaction. When systemd
+/// refuses the transaction, every item fails: with systemd's error as its own variant for a
+/// unit the refusal names (`NoSuchUnit`...), as [`Error::TransactionRefused`] for the others.
+pub(crate) fn enqueue_many<'m>(
+    cx: &'m Context,
+    verb: Verb,
+    units: &[&str],
+    mode: JobMode,
+    deadline: &Deadline,
+) -> Option<Vec<Result<QueuedJob<'m>>>> {
+    if !cx.enqueue_unit_job_many.get() {
+        return None;
+    }
+    let mut results: Vec<Option<Result<QueuedJob<'m>>>> = units
+        .iter()
+        .map(|unit| unit_name::validate(unit).err().map(Err))
+        .collect();
+    let valid: Vec<&str> = units
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_none())
+        .map(|(u, _)| *u)
+        .collect();
+    let fail_all = |results: &mut Vec<Option<Result<QueuedJob<'m>>>>,
+                    error: &dyn Fn(&str) -> Error| {
+        for (unit, slot) in units.iter().zip(results.iter_mut()) {
+            slot.get_or_insert_with(|| Err(error(unit)));
+        }
+    };
+    if deadline.expired() {
+        fail_all(&mut results, &|unit| Error::timeout(unit, None, deadline));
+        return Some(results.into_iter().flatten().collect());
+    }
+    if let Err(i) = cx.session.refresh(deadline) {
+        fail_all(&mut results, &|unit| {
+            i.clone().into_error(unit, None, deadline, cx.is_direct())
+        });
+        return Some(results.into_iter().flatten().collect());
+    }
+    let mut signals: Vec<_> = valid
+        .iter()
+        .map(|_| cx.session.hold_job_signals())
+        .collect();
+    log::debug!("queuing {verb} {valid:?} ({mode}) as one transaction");
+    let queued_at_usec = monotonic_usec();
+    let reply = calls::enqueue_unit_job_many(
+        &cx.action_caller(),
+        &valid,
+        verb,
+        mode,
+        deadline.call_timeout(),
+    );
+    let (jobs, answered_by) = match reply {
+        Ok(reply) => reply,
+        Err(e) if e.name() == Some(errors::UNKNOWN_METHOD) || refused_by_bus_policy(&e) => {
+            log::debug!("no EnqueueUnitJobMany here ({e:?}): one job per call");
+            cx.enqueue_unit_job_many.set(false);
+            return None;
+        }
+        Err(e) => {
+            let e = crate::error::BusError::from(e);
+            log::debug!("EnqueueUnitJobMany({valid:?}) failed: {e}");
+            fail_all(&mut results, &|unit| {
+                Error::unless_timed_out(unit, deadline, || {
+                    if e.message().contains(unit) {
+                        Error::from_job_call(unit, verb, "EnqueueUnitJobMany", e.clone())
+                            .sent_interactive(cx.options.allow_interactive_authorization)
+                    } else {
+                        Error::TransactionRefused {
+                            unit: unit.to_owned(),
+                            source: e.clone(),
+                        }
+                    }
+                })
+            });
+            return Some(results.into_iter().flatten().collect());
+        }
+    };
+    if let Some(name) = &answered_by {
+        cx.session.router().inbox.answered_by(name);
+    }
+    if let Some(e) = signals.first().and_then(|s| s.refused()) {
+        fail_all(&mut results, &|unit| {
+            Error::from_call(unit, "AddMatch", e.clone())
+        });
+        return Some(results.into_iter().flatten().collect());
+    }
+    for (unit, slot) in units.iter().zip(results.iter_mut()) {
+        if slot.is_some() {
+            continue;
+        }
+        let Some(found) = job_of(cx, &jobs, unit, deadline) else {
+            *slot = Some(Err(Error::Bus {
+                unit: (*unit).to_owned(),
+                call: "EnqueueUnitJobMany",
+                source: crate::error::BusError::new(
+                    errors::FAILED,
+                    format!("the reply lists no job for {unit}"),
+                ),
+            }));
+            continue;
+        };
+        let request = Request {
+            unit: (*unit).to_owned(),
+            verb,
+            queued_at_usec,
+        };
+        let Some(held) = signals.pop() else {
+            continue;
+        };
+        log::debug!("{verb} {unit} queued {} in one transaction", found.job);
+        *slot = Some(Ok(QueuedJob::new(
+            cx,
+            held,
+            request,
+            found.job.clone(),
+            Vec::new(),
+        )));
+    }
+    Some(results.into_iter().flatten().collect())
+}
+
+/// The job of `unit` in `EnqueueUnitJobMany`'s reply: by name, or for an alias by the path of
+/// the unit it names.
+fn job_of<'j>(
+    cx: &Context,
+    jobs: &'j [calls::UnitJob],
+    unit: &str,
+    deadline: &Deadline,
+) -> Option<&'j calls::UnitJob> {
+    if let Some(found) = jobs.iter().find(|j| j.unit == unit) {
+        return Some(found);
+    }
+    let path = calls::get_unit(&cx.caller(), unit, deadline.call_timeout()).ok()?;
+    jobs.iter().find(|j| j.unit_path == *path)
+}

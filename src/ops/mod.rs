@@ -62,12 +62,16 @@ pub(crate) struct Context {
     /// Cleared once the manager answered `EnqueueUnitJob` with `UnknownMethod` (or its bus
     /// policy refused it): the per-verb methods are used from then on.
     pub(crate) enqueue_unit_job: Cell<bool>,
+    /// Cleared once the manager answered `EnqueueUnitJobMany` with `UnknownMethod` (systemd
+    /// before 262) or its bus policy refused it: batches then queue one job per call.
+    pub(crate) enqueue_unit_job_many: Cell<bool>,
 }
 
 impl Context {
     pub(crate) fn new(session: Session, options: Options) -> Self {
         Context {
             enqueue_unit_job: Cell::new(!options.per_verb_methods),
+            enqueue_unit_job_many: Cell::new(!options.per_verb_methods),
             session,
             options,
         }

@@ -70,6 +70,67 @@ pub(crate) fn enqueue_unit_job(
     })
 }
 
+/// A job of a named unit, from `EnqueueUnitJobMany`'s reply.
+#[derive(Debug)]
+pub(crate) struct UnitJob {
+    pub(crate) job: Job,
+    /// The unit's name as systemd knows it (an alias given is answered with its unit's id).
+    pub(crate) unit: String,
+    pub(crate) unit_path: String,
+}
+
+/// `EnqueueUnitJobMany(as units, s job_type, s job_mode, t flags)` (systemd 262 and later):
+/// one transaction with a `verb` job for every unit of `units`, so ordering dependencies
+/// between them hold whatever their order, and systemd accepts or refuses them as a whole.
+/// The reply lists the jobs of the named units (in no particular order); `flags` must be 0.
+///
+/// # Errors
+/// As [`enqueue_unit_job`]; `UnknownMethod` on managers without it.
+pub(crate) fn enqueue_unit_job_many(
+    via: &impl BlockingSender,
+    units: &[&str],
+    verb: Verb,
+    mode: JobMode,
+    timeout: Duration,
+) -> Result<(Vec<UnitJob>, Option<String>), dbus::Error> {
+    let call = manager_call("EnqueueUnitJobMany")
+        .append3(units, verb.as_str(), mode.as_str())
+        .append1(0u64);
+    let reply = via.send_with_reply_and_block(call, timeout)?;
+    type Jobs = Vec<(
+        u32,
+        dbus::Path<'static>,
+        String,
+        dbus::Path<'static>,
+        String,
+    )>;
+    let jobs: Jobs = reply
+        .read1()
+        .map_err(|e| unexpected("EnqueueUnitJobMany", e))?;
+    let jobs = jobs
+        .into_iter()
+        .map(|(id, path, unit, unit_path, _)| UnitJob {
+            job: Job::new(id, &path),
+            unit,
+            unit_path: unit_path.to_string(),
+        })
+        .collect();
+    Ok((jobs, reply.sender().map(|s| s.to_string())))
+}
+
+/// `GetUnit(s name)`: the object path of a loaded unit.
+///
+/// # Errors
+/// systemd's error reply (`NoSuchUnit` for a unit not loaded).
+pub(crate) fn get_unit(
+    via: &impl BlockingSender,
+    unit: &str,
+    timeout: Duration,
+) -> Result<dbus::Path<'static>, dbus::Error> {
+    let reply = via.send_with_reply_and_block(manager_call("GetUnit").append1(unit), timeout)?;
+    reply.read1().map_err(|e| unexpected("GetUnit", e))
+}
+
 /// The verb's own method (`RestartUnit(s name, s mode)`, ...): the job only.
 ///
 /// # Errors

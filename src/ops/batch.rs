@@ -146,10 +146,23 @@ impl<'m> Batch<'m> {
         })
     }
 
-    /// Queues every job, in order, then waits for all of them until `timeout` passes (one
-    /// deadline for the whole batch). Returns one result per item, in input order: one
-    /// failure does not hide the others, and a job that did not finish in time gets
+    /// Queues every job, then waits for all of them until `timeout` passes (one deadline for
+    /// the whole batch). Returns one result per item, in input order: one failure does not
+    /// hide the others, and a job that did not finish in time gets
     /// [`Error::Timeout`](crate::Error::Timeout).
+    ///
+    /// When every item has the same verb and job mode and the manager has
+    /// `EnqueueUnitJobMany` (systemd 262 and later), the jobs are queued in one call, as one
+    /// transaction: ordering dependencies between the named units (`After=`) hold whatever
+    /// the order they were added in, and if systemd refuses the transaction every item fails
+    /// (with systemd's own error for the unit it names, [`Error::TransactionRefused`](crate::Error::TransactionRefused)
+    /// for the others). Such outcomes list no other jobs of the transaction (the method's
+    /// reply names only the jobs of the named units). Otherwise (mixed verbs or modes, older
+    /// managers, progress reporting, run to completion, or
+    /// [`per_verb_methods`](crate::ManagerBuilder::per_verb_methods)) each job is queued by a
+    /// call of its own, in input order, and ordering between the named units depends on
+    /// timing: a unit whose job starts before another's is queued is not held back by an
+    /// `After=` on it.
     pub fn run(mut self, timeout: Duration) -> Vec<Result<JobOutcome>> {
         let deadline = Deadline::after(timeout);
         if let Some(mut reporter) = self.progress.take() {

@@ -89,22 +89,33 @@ fn a_job_removed_dropped_by_a_full_bus_queue_is_found_by_the_job_check() {
         Ok(sd) => sd,
         Err(why) => return common::missing_prerequisite(&why),
     };
-    sd.install(&[("slow.service", &common::slow_start(2.0))]);
+    // A start that ends only when the test opens the gate.
+    let gate = sd.runtime_dir().join("gate-open");
+    let unit = format!(
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'while [ ! -e {} ]; do sleep 0.05; done'\n",
+        gate.display()
+    );
+    sd.install(&[("gate.service", &unit)]);
     sd.install_noop_units();
     let check = Duration::from_secs(1);
     let m = sd.builder().job_check_interval(check).connect().unwrap();
     let job = m
-        .enqueue(Verb::Restart, "slow.service", JobMode::Replace, T)
+        .enqueue(Verb::Start, "gate.service", JobMode::Replace, T)
         .unwrap();
     // While the handle does not read, foreign results fill its queue on the bus daemon (and
-    // the socket's buffer) past the limit, and our job ends meanwhile: its JobRemoved is
-    // dropped. (About 1500 results fill the socket's buffer and the 64 KiB; the flood runs
-    // at a few thousand jobs a second, the job for 2 s.)
-    sd.foreign_noop_jobs(10_000);
+    // the socket's buffer) past the limit; only then does our job end, and its JobRemoved is
+    // dropped.
+    sd.foreign_noop_jobs(5000);
+    let (_, queued_bytes, _) = sd.outgoing_queue_of(m.unique_name().unwrap());
+    assert!(
+        queued_bytes > 60_000,
+        "the queue is not full: {queued_bytes} bytes"
+    );
+    std::fs::write(&gate, "").unwrap();
     common::eventually(Duration::from_secs(10), || {
-        match sd.unit_property("slow.service", "ActiveState").as_str() {
+        match sd.unit_property("gate.service", "ActiveState").as_str() {
             "active" => Ok(()),
-            other => Err(format!("slow.service is {other}")),
+            other => Err(format!("gate.service is {other}")),
         }
     });
     let started = Instant::now();
@@ -116,6 +127,7 @@ fn a_job_removed_dropped_by_a_full_bus_queue_is_found_by_the_job_check() {
         "{:?}: the JobRemoved was not lost, the test proves nothing",
         out.result_source
     );
+    // Found by the first check: the interval had passed before the wait began.
     assert!(
         took < check + Duration::from_millis(1500),
         "found after {took:?}, not within the check interval"

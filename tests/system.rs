@@ -33,6 +33,7 @@ on_every_root!(
     the_private_socket_refuses_peers_outside_the_manager_s_pid_namespace,
     interactive_authorization_end_to_end,
     a_batch_of_one_verb_is_one_transaction_where_the_manager_can,
+    a_soft_reboot_mid_wait_is_a_prompt_error_not_done,
 );
 
 const T: Duration = Duration::from_secs(20);
@@ -258,6 +259,43 @@ fn a_batch_of_one_verb_is_one_transaction_where_the_manager_can(root: Root) {
         assert_eq!(results[0].as_ref().unwrap().result, JobResult::Done);
     }
     assert_eq!(m.pending_jobs(), 0);
+}
+
+fn a_soft_reboot_mid_wait_is_a_prompt_error_not_done(root: Root) {
+    let c = container!(root);
+    if c.version < 254 {
+        // soft-reboot came with systemd 254.
+        eprintln!("systemd {} has no soft-reboot: nothing to test", c.version);
+        return;
+    }
+    c.install(&[("slow.service", &common::slow_start(10.0))]);
+    let m = c.manager();
+    let job = m
+        .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
+        .unwrap();
+    let (code, _, err) = c.run(None, &["systemctl", "--no-block", "soft-reboot"]);
+    assert_eq!(code, 0, "{err}");
+    let started = Instant::now();
+    let result = job.wait(T);
+    let took = started.elapsed();
+    eprintln!("systemd {}: {result:?} after {took:?}", c.version);
+    // What a waiting client sees (seen here, on 257 and 262 alike, whichever comes first):
+    // the soft-reboot's own transaction cancels the job and systemd says so (`canceled`),
+    // or the bus daemon is killed before that signal reaches us and the connection breaks.
+    // Either way an error at once, never `done`.
+    match &result {
+        Err(Error::JobFailed {
+            result: JobResult::Canceled,
+            ..
+        })
+        | Err(Error::Disconnected { .. }) => {}
+        other => panic!("systemd {}: expected an error, got {other:?}", c.version),
+    }
+    assert!(
+        took < Duration::from_secs(5),
+        "systemd {}: {took:?}",
+        c.version
+    );
 }
 
 const USER: &str = "sjtest";

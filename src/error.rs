@@ -5,9 +5,36 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::job::{FailedDependency, Job, JobResult, ResultSource, Verb};
-use crate::transport::remote::RemoteProblem;
 use crate::unit::{FailureReason, UnitState};
 use crate::unit_name::NameProblem;
+
+/// Which part of reaching a remote manager failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteProblem {
+    /// ssh itself failed: the host is unreachable, its key unknown, or the login refused.
+    /// Holds the last line ssh printed.
+    Ssh(String),
+    /// ssh worked, but the remote machine has no `systemd-stdio-bridge`: no systemd there.
+    NoBridge,
+    /// ssh and the bridge worked, but the bridge could not reach the bus there (no system
+    /// bus, or no user manager for that user). Holds the last line it printed.
+    NoBus(String),
+}
+
+impl fmt::Display for RemoteProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteProblem::Ssh(said) => write!(f, "ssh failed: {said}"),
+            RemoteProblem::NoBridge => {
+                write!(f, "no systemd-stdio-bridge there (is systemd installed?)")
+            }
+            RemoteProblem::NoBus(said) => {
+                write!(f, "systemd-stdio-bridge cannot reach the bus there: {said}")
+            }
+        }
+    }
+}
 
 /// The step of connecting that did not finish in time ([`Error::ConnectTimeout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

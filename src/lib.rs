@@ -152,7 +152,7 @@ mod ops;
 // The façade.
 mod manager;
 
-pub use error::{BusError, ConnectStep, Error, Result};
+pub use error::{BusError, ConnectStep, Error, RemoteProblem, Result};
 pub use job::{
     FailedDependency, Job, JobMode, JobOutcome, JobResult, JobState, ResultSource, TransactionJob,
     Verb,
@@ -165,7 +165,7 @@ pub use ops::queued::QueuedJob;
 pub use ops::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_JOB_CHECK_INTERVAL, DEFAULT_REEXEC_GRACE};
 pub use session::caller::Caller;
 pub use transport::Bus;
-pub use transport::remote::{Remote, RemoteProblem};
+pub use transport::remote::Remote;
 pub use unit::{ExitStatus, FailureReason, UnitResult, UnitState};
 pub use unit_name::NameProblem;
 

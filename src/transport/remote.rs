@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteProblem, Result};
 
 /// The program that relays D-Bus on the remote side.
 const BRIDGE: &str = "systemd-stdio-bridge";
@@ -228,30 +228,6 @@ impl fmt::Display for Remote {
             write!(f, ":{port}")?;
         }
         f.write_str(" over ssh")
-    }
-}
-
-/// Which part of reaching a remote manager failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RemoteProblem {
-    /// ssh itself failed: the host is unreachable, its key unknown, or the login refused.
-    /// Holds the last line ssh printed.
-    Ssh(String),
-    /// ssh worked, but the remote machine has no `systemd-stdio-bridge`: no systemd there.
-    NoBridge,
-    /// ssh and the bridge worked, but the bridge could not reach the bus there (no system
-    /// bus, or no user manager for that user). Holds the last line it printed.
-    NoBus(String),
-}
-
-impl fmt::Display for RemoteProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RemoteProblem::Ssh(said) => write!(f, "ssh failed: {said}"),
-            RemoteProblem::NoBridge => write!(f, "no {BRIDGE} there (is systemd installed?)"),
-            RemoteProblem::NoBus(said) => write!(f, "{BRIDGE} cannot reach the bus there: {said}"),
-        }
     }
 }
 

@@ -127,8 +127,18 @@ pub(crate) fn get_unit(
     unit: &str,
     timeout: Duration,
 ) -> Result<dbus::Path<'static>, dbus::Error> {
-    let reply = via.send_with_reply_and_block(manager_call("GetUnit").append1(unit), timeout)?;
-    reply.read1().map_err(|e| unexpected("GetUnit", e))
+    unit_path_by(via, "GetUnit", unit, timeout)
+}
+
+/// A unit's object path from `method` (`GetUnit`, `LoadUnit`).
+fn unit_path_by(
+    via: &impl BlockingSender,
+    method: &str,
+    unit: &str,
+    timeout: Duration,
+) -> Result<dbus::Path<'static>, dbus::Error> {
+    let reply = via.send_with_reply_and_block(manager_call(method).append1(unit), timeout)?;
+    reply.read1().map_err(|e| unexpected(method, e))
 }
 
 /// The verb's own method (`RestartUnit(s name, s mode)`, ...): the job only.
@@ -161,8 +171,7 @@ pub(crate) fn load_unit(
     unit: &str,
     timeout: Duration,
 ) -> Result<dbus::Path<'static>, dbus::Error> {
-    let reply = via.send_with_reply_and_block(manager_call("LoadUnit").append1(unit), timeout)?;
-    reply.read1().map_err(|e| unexpected("LoadUnit", e))
+    unit_path_by(via, "LoadUnit", unit, timeout)
 }
 
 /// `GetJob(u id)`: whether the manager still has the job.

@@ -61,31 +61,14 @@ impl Root {
 
     /// The version of the systemd in this root, from its `libsystemd-shared-NNN.so`.
     pub fn systemd_version(&self) -> Result<u32, String> {
-        let dir = self.dir();
-        let lib = dir.join("usr/lib");
-        let mut candidates = vec![lib.join("systemd")];
-        if let Ok(entries) = fs::read_dir(&lib) {
-            candidates.extend(entries.flatten().map(|e| e.path().join("systemd")));
-        }
-        candidates
-            .iter()
-            .filter_map(|d| fs::read_dir(d).ok())
-            .flat_map(|entries| entries.flatten())
-            .find_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_prefix("libsystemd-shared-")?
-                    .strip_suffix(".so")?
-                    .parse()
-                    .ok()
-            })
-            .ok_or_else(|| match self {
-                Root::Host => format!("no systemd (libsystemd-shared) in {}", dir.display()),
-                Root::Debian(suite) => format!(
-                    "the Debian {suite} root is missing or has no systemd at {} \
-                     (`bash .ci/test` builds it)",
-                    dir.display()
-                ),
-            })
+        super::systemd_version_in(&self.dir()).map_err(|e| match self {
+            Root::Host => e,
+            Root::Debian(suite) => format!(
+                "the Debian {suite} root is missing or incomplete at {} (`bash .ci/test` \
+                 builds it): {e}",
+                self.dir().display()
+            ),
+        })
     }
 }
 

@@ -27,6 +27,26 @@ use systemd_jobs::{Bus, Manager, ManagerBuilder};
 const SYSTEMD: &str = "/lib/systemd/systemd";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
+/// The version of the systemd under `root`, from its `libsystemd-shared-NNN.so`.
+pub fn systemd_version_in(root: &Path) -> Result<u32, String> {
+    let lib = root.join("usr/lib");
+    let mut dirs = vec![lib.join("systemd")];
+    if let Ok(entries) = fs::read_dir(&lib) {
+        dirs.extend(entries.flatten().map(|e| e.path().join("systemd")));
+    }
+    dirs.iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flat_map(|entries| entries.flatten())
+        .find_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("libsystemd-shared-")?
+                .strip_suffix(".so")?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("no systemd (libsystemd-shared) under {}", root.display()))
+}
+
 /// Starts a sandbox manager, or explains why it cannot and returns `None` (panics under CI).
 #[macro_export]
 macro_rules! sandbox {
@@ -135,11 +155,27 @@ impl Sandbox {
             .iter()
             .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display()))
             .collect();
+        // SYSTEMD_JOBS_USER_ROOT: run the user manager (and its bus daemon) of another root,
+        // its /usr bind-mounted over ours inside the sandbox's mount namespace.
+        let user_root = std::env::var_os("SYSTEMD_JOBS_USER_ROOT").map(PathBuf::from);
+        let usr_from = match &user_root {
+            Some(root) => {
+                let version = systemd_version_in(root)?;
+                eprintln!("sandbox: systemd {version} from {}", root.display());
+                format!("mount --bind {}/usr /usr && ", root.display())
+            }
+            None => String::new(),
+        };
         let bus_config = match limit {
             None => String::new(),
             Some(bytes) => {
                 const CONF: &str = "/usr/share/dbus-1/session.conf";
-                let conf = fs::read_to_string(CONF).map_err(|e| format!("{CONF}: {e}"))?;
+                let conf_path = match &user_root {
+                    Some(root) => root.join(CONF.trim_start_matches('/')),
+                    None => PathBuf::from(CONF),
+                };
+                let conf = fs::read_to_string(&conf_path)
+                    .map_err(|e| format!("{}: {e}", conf_path.display()))?;
                 let from = "<limit name=\"max_outgoing_bytes\">1000000000</limit>";
                 if !conf.contains(from) {
                     return Err(format!(
@@ -155,7 +191,7 @@ impl Sandbox {
         let script = format!(
             "{join_cgroups}exec unshare --mount sh -c 'mount --make-rprivate / && \
              mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && \
-             {bus_config}exec {SYSTEMD} --user'"
+             {usr_from}{bus_config}exec {SYSTEMD} --user'"
         );
         let child = Command::new("sh")
             .arg("-c")
@@ -175,6 +211,20 @@ impl Sandbox {
             child,
         };
         sandbox.wait_until_running(Duration::from_secs(30))?;
+        if let Some(root) = &user_root {
+            // The manager that runs is the root's, not this machine's.
+            let expected = systemd_version_in(root)?;
+            let conn = sandbox.raw_connection()?;
+            let running: String = systemd_manager(&conn, Duration::from_secs(5))
+                .get("org.freedesktop.systemd1.Manager", "Version")
+                .map_err(|e| format!("reading the manager's Version: {e}"))?;
+            if !running.starts_with(&expected.to_string()) {
+                return Err(format!(
+                    "the sandbox runs systemd {running}, not {expected} from {}",
+                    root.display()
+                ));
+            }
+        }
         Ok(sandbox)
     }
 

@@ -133,15 +133,10 @@ fn main() {
         for rule in rules {
             bus_call("AddMatch", rule, false);
         }
-        let call = dbus::Message::new_method_call(
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
-            "org.freedesktop.systemd1.Manager",
-            "StartUnit",
-        )
-        .unwrap()
-        .append2(unit, "replace");
-        let serial = per_call.channel().send(call).unwrap();
+        let serial = per_call
+            .channel()
+            .send(common::start_unit_call(unit))
+            .unwrap();
         let mut job = None;
         'wait: loop {
             let msg = per_call

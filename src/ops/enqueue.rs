@@ -13,6 +13,15 @@ use crate::proto::{errors, refused_by_bus_policy};
 use crate::session::inbox::Request;
 use crate::unit_name;
 
+/// What is refused before any bus traffic: an invalid unit name, a deadline already passed.
+fn before_any_traffic(unit: &str, deadline: &Deadline) -> Result<()> {
+    unit_name::validate(unit)?;
+    if deadline.expired() {
+        return Err(Error::timeout(unit, None, deadline));
+    }
+    Ok(())
+}
+
 /// Queues a `verb` job for `unit` within `deadline` and returns the handle on it.
 ///
 /// The rules that route `JobRemoved` to us are taken first; on a bus their `AddMatch` goes
@@ -27,10 +36,7 @@ pub(crate) fn enqueue<'m>(
     mode: JobMode,
     deadline: &Deadline,
 ) -> Result<QueuedJob<'m>> {
-    unit_name::validate(unit)?;
-    if deadline.expired() {
-        return Err(Error::timeout(unit, None, deadline));
-    }
+    before_any_traffic(unit, deadline)?;
     let session = &cx.session;
     session
         .refresh(deadline)
@@ -85,10 +91,7 @@ pub(crate) fn enqueue_run<'m>(
     mode: JobMode,
     deadline: &Deadline,
 ) -> Result<QueuedRun<'m>> {
-    unit_name::validate(unit)?;
-    if deadline.expired() {
-        return Err(Error::timeout(unit, None, deadline));
-    }
+    before_any_traffic(unit, deadline)?;
     let follow = Follow::start(cx, unit, deadline)?;
     let job = enqueue(cx, verb, unit, mode, deadline)?;
     Ok(QueuedRun::new(job, follow))

@@ -10,6 +10,15 @@ use crate::error::BusError;
 use crate::job::{Job, JobMode, JobState, TransactionJob, Verb};
 use crate::proto::{JOB_IFACE, SYSTEMD_NAME, errors, manager_call};
 
+/// One job as systemd lists it, `(uosos)`: id, job path, unit, unit path, job type.
+type JobEntry = (
+    u32,
+    dbus::Path<'static>,
+    String,
+    dbus::Path<'static>,
+    String,
+);
+
 /// A job systemd accepted, as its reply said.
 #[derive(Debug)]
 pub(crate) struct Queued {
@@ -33,13 +42,6 @@ pub(crate) fn enqueue_unit_job(
     mode: JobMode,
     timeout: Duration,
 ) -> Result<Queued, dbus::Error> {
-    type Affected = Vec<(
-        u32,
-        dbus::Path<'static>,
-        String,
-        dbus::Path<'static>,
-        String,
-    )>;
     let call = manager_call("EnqueueUnitJob").append3(unit, verb.as_str(), mode.as_str());
     let reply = via.send_with_reply_and_block(call, timeout)?;
     let (id, path, _, _, _, affected): (
@@ -48,7 +50,7 @@ pub(crate) fn enqueue_unit_job(
         String,
         dbus::Path<'static>,
         String,
-        Affected,
+        Vec<JobEntry>,
     ) = reply.read_all().map_err(|e| {
         dbus::Error::new_custom(
             errors::FAILED,
@@ -97,14 +99,7 @@ pub(crate) fn enqueue_unit_job_many(
         .append3(units, verb.as_str(), mode.as_str())
         .append1(0u64);
     let reply = via.send_with_reply_and_block(call, timeout)?;
-    type Jobs = Vec<(
-        u32,
-        dbus::Path<'static>,
-        String,
-        dbus::Path<'static>,
-        String,
-    )>;
-    let jobs: Jobs = reply
+    let jobs: Vec<JobEntry> = reply
         .read1()
         .map_err(|e| unexpected("EnqueueUnitJobMany", e))?;
     let jobs = jobs

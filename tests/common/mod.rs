@@ -473,15 +473,9 @@ impl Sandbox {
         while jobs.len() < n {
             let mut round = std::collections::HashSet::new();
             for unit in &units {
-                let call = dbus::Message::new_method_call(
-                    "org.freedesktop.systemd1",
-                    "/org/freedesktop/systemd1",
-                    "org.freedesktop.systemd1.Manager",
-                    "StartUnit",
-                )
-                .unwrap()
-                .append2(unit.as_str(), "replace");
-                channel.send(call).expect("queue StartUnit");
+                channel
+                    .send(start_unit_call(unit))
+                    .expect("queue StartUnit");
             }
             let (mut answered, mut ended) = (0, 0);
             while answered < units.len() || ended < round.len() {
@@ -804,6 +798,18 @@ fn systemd_manager(conn: &Connection, timeout: Duration) -> Proxy<'static, &Conn
         timeout,
         conn,
     )
+}
+
+/// A `StartUnit(unit, "replace")` call to the manager, to send without a library.
+pub fn start_unit_call(unit: &str) -> dbus::Message {
+    dbus::Message::new_method_call(
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "StartUnit",
+    )
+    .unwrap()
+    .append2(unit, "replace")
 }
 
 /// The flags byte of a message's header, from its wire form.

@@ -61,8 +61,10 @@ impl BareBus {
             .spawn()
             .ok()?;
         let bus = BareBus { child, dir };
+        // The socket file appears when dbus-daemon binds it, a moment before it listens:
+        // wait until a connection is accepted.
         for _ in 0..100 {
-            if bus.dir.join("bus").exists() {
+            if std::os::unix::net::UnixStream::connect(bus.dir.join("bus")).is_ok() {
                 return Some(bus);
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::job::{FailedDependency, Job, JobResult, ResultSource, Verb};
+use crate::journal::RunJournal;
 use crate::unit::{FailureReason, UnitState};
 use crate::unit_name::NameProblem;
 
@@ -258,7 +259,7 @@ pub enum Error {
     },
 
     /// The job finished with a result other than `done` or `skipped`.
-    #[error("{unit}: {verb} job {} finished with result '{result}'{}", job.id(), failure_detail(reason.as_ref(), dependencies))]
+    #[error("{unit}: {verb} job {} finished with result '{result}'{}", job.id(), failure_detail(reason.as_deref(), dependencies))]
     JobFailed {
         /// The unit of the job.
         unit: String,
@@ -268,8 +269,9 @@ pub enum Error {
         job: Job,
         /// systemd's result for it.
         result: JobResult,
-        /// Why the unit failed, read from the unit after a `failed` result, when available.
-        reason: Option<FailureReason>,
+        /// Why the unit failed, read from the unit after a `failed` result, when available,
+        /// with the failed run's journal lines.
+        reason: Option<Box<FailureReason>>,
         /// After a `dependency` result: the dependencies that failed on their own account,
         /// however deep below the unit (see [`FailedDependency`]). Empty for other results,
         /// or when none could be found before the deadline.
@@ -304,6 +306,8 @@ pub enum Error {
         job: Job,
         /// The unit's state as read afterwards.
         state: UnitState,
+        /// The last lines its run wrote to the journal, or why they could not be read.
+        journal: Box<RunJournal>,
     },
 
     /// A unit run to completion ([`Manager::run_to_completion`](crate::Manager::run_to_completion))
@@ -314,8 +318,9 @@ pub enum Error {
         unit: String,
         /// Its start job.
         job: Job,
-        /// How it ended: its `Result` and, for services, how the main process ended.
-        reason: FailureReason,
+        /// How it ended: its `Result`, for services how the main process ended, and the
+        /// run's journal lines.
+        reason: Box<FailureReason>,
         /// How long it ran, when systemd recorded it.
         ran_for: Option<Duration>,
     },
@@ -415,6 +420,38 @@ impl Error {
             | Error::OutcomeUnknown { job, .. } => Some(job),
             Error::Timeout { job, .. } | Error::ManagerGone { job, .. } => job.as_ref(),
             _ => None,
+        }
+    }
+
+    /// The journal lines of every failed run this error reports, with its unit: the unit's
+    /// own run for [`Error::JobFailed`] (result `failed`), [`Error::RunFailed`] and
+    /// [`Error::NotActive`], and each root cause of a `dependency` result. Empty for other
+    /// errors; an entry whose lines could not be read says why
+    /// ([`RunJournal::Unavailable`]).
+    pub fn run_journals(&self) -> Vec<(&str, &RunJournal)> {
+        match self {
+            Error::JobFailed {
+                unit,
+                reason,
+                dependencies,
+                ..
+            } => reason
+                .iter()
+                .map(|r| (unit.as_str(), &r.journal))
+                .chain(
+                    dependencies
+                        .iter()
+                        .filter_map(|d| Some((d.unit.as_str(), &d.reason.as_ref()?.journal))),
+                )
+                .filter(|(_, j)| **j != RunJournal::NotRead)
+                .collect(),
+            Error::RunFailed { unit, reason, .. } if reason.journal != RunJournal::NotRead => {
+                vec![(unit.as_str(), &reason.journal)]
+            }
+            Error::NotActive { unit, journal, .. } if **journal != RunJournal::NotRead => {
+                vec![(unit.as_str(), &**journal)]
+            }
+            _ => Vec::new(),
         }
     }
 

@@ -1,5 +1,7 @@
-//! All of the crate's `unsafe` code: two calls into C that neither `dbus` nor `std` offers.
+//! All of the crate's `unsafe` code: three calls into C that neither `dbus` nor `std` offers.
 //! Every block carries a `SAFETY` comment (enforced by `clippy::undocumented_unsafe_blocks`).
+
+use std::os::fd::RawFd;
 
 use dbus::channel::Channel;
 
@@ -14,6 +16,26 @@ pub(crate) fn monotonic_usec() -> u64 {
     // always exists on Linux, so the call cannot fail and `ts` is always written.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
+/// Waits up to `timeout` until one of `fds` can be read (or has hung up), and says which
+/// can (`poll(2)`): how the journal reader reads a subprocess's two pipes under a deadline
+/// without a thread. An interrupted or failed wait reports none ready.
+pub(crate) fn poll_readable(fds: &[RawFd], timeout: std::time::Duration) -> Vec<bool> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `polled` is a valid, writable array of exactly `polled.len()` pollfd structs
+    // that outlives the call; poll only reads `fd`/`events` and writes `revents`. A closed
+    // or invalid fd is reported through `revents` (POLLNVAL), never undefined behaviour.
+    let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
+    polled.iter().map(|p| n > 0 && p.revents != 0).collect()
 }
 
 /// Tells libdbus the unique name the bus daemon gave us in reply to our own `Hello`, as

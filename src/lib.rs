@@ -136,6 +136,7 @@
 mod deadline;
 mod error;
 mod job;
+mod journal;
 mod unit;
 pub mod unit_name;
 // The crate's only unsafe code: two C calls, each with its SAFETY comment.
@@ -156,6 +157,10 @@ pub use error::{BusError, ConnectStep, Error, RemoteProblem, Result};
 pub use job::{
     FailedDependency, Job, JobMode, JobOutcome, JobResult, JobState, ResultSource, TransactionJob,
     Verb,
+};
+pub use journal::{
+    DEFAULT_JOURNAL_LINES, InvocationId, JournalLine, JournalUnavailable, MAX_MESSAGE_BYTES,
+    Priority, RunJournal,
 };
 pub use manager::{Manager, ManagerBuilder};
 pub use ops::batch::Batch;

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use dbus::blocking::Connection;
 
+use std::path::PathBuf;
+
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, Verb};
+use crate::journal::reader::Source;
 use crate::ops::batch::Batch;
 use crate::ops::completion::{Completion, QueuedRun};
 use crate::ops::enqueue::{enqueue, enqueue_run};
@@ -164,6 +167,41 @@ impl ManagerBuilder {
         self
     }
 
+    /// How many journal lines of a failed run an error carries ([`RunJournal`](crate::RunJournal),
+    /// see [`Error::run_journals`]): the last lines that run of the unit wrote, matched by
+    /// its invocation id, so an earlier run's lines never show. Default:
+    /// [`DEFAULT_JOURNAL_LINES`](crate::DEFAULT_JOURNAL_LINES) (10, as `systemctl status`);
+    /// `0` turns reading off.
+    ///
+    /// They are read for a job that ended `failed` ([`Error::JobFailed`]), each failed root
+    /// cause of a `dependency` result, a run to completion that ended badly
+    /// ([`Error::RunFailed`]) and a failed active check ([`Error::NotActive`]), when
+    /// [`explain_failures`](ManagerBuilder::explain_failures) is on. Nothing is read on
+    /// success: no call, no process, no file.
+    ///
+    /// How: `journalctl --output=export` runs where the manager is: on this machine (under
+    /// `/proc/PID/root` when the manager's socket was given through there, as for a manager
+    /// in a container, or under [`journal_root`](ManagerBuilder::journal_root)), or on the
+    /// remote host through the same ssh settings as the bus ([`Bus::Remote`]). It runs within
+    /// what is left of the operation's deadline, waiting up to 1 s for journald to store the
+    /// end of the run. Each message is cut after [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES)
+    /// and its control characters are shown as escapes. When the lines cannot be read (no
+    /// journald there, no permission, no `journalctl`, rotated away, the deadline), the
+    /// error says why ([`JournalUnavailable`](crate::JournalUnavailable)).
+    pub fn journal_lines(mut self, lines: usize) -> Self {
+        self.options.journal_lines = lines;
+        self
+    }
+
+    /// Read a failed run's journal lines under this directory on this machine
+    /// (`journalctl --root=DIR`: `DIR/var/log/journal` and `DIR/run/log/journal`) instead
+    /// of where the manager is found to be. `None` (the default) chooses by the bus: see
+    /// [`journal_lines`](ManagerBuilder::journal_lines).
+    pub fn journal_root(mut self, root: Option<PathBuf>) -> Self {
+        self.options.journal_root = root;
+        self
+    }
+
     /// Queue jobs with the verbs' own methods (`RestartUnit`, ...) instead of
     /// `EnqueueUnitJob`. Default: `false`.
     ///
@@ -194,9 +232,13 @@ impl ManagerBuilder {
     /// if the peer does not answer in time.
     pub fn connect(self) -> Result<Manager> {
         let deadline = Deadline::after(self.options.connect_timeout);
+        let journal = match &self.bus {
+            Bus::Remote(remote) => Source::Remote(remote.clone()),
+            bus => Source::for_address(&bus.address().unwrap_or_default()),
+        };
         let session = Session::connect(self.bus, &deadline, timing(&self.options))?;
         Ok(Manager {
-            cx: Context::new(session, self.options),
+            cx: Context::new(session, self.options, journal),
         })
     }
 
@@ -207,7 +249,7 @@ impl ManagerBuilder {
     pub fn wrap(self, conn: Connection, direct: bool) -> Manager {
         let session = Session::wrap(conn, direct, timing(&self.options));
         Manager {
-            cx: Context::new(session, self.options),
+            cx: Context::new(session, self.options, Source::Local { root: None }),
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::journal::RunJournal;
+
 /// A unit's own `Result` property after it failed (`org.freedesktop.systemd1.Service.Result`
 /// and its twins on sockets, mounts, swaps, timers, paths, automounts and scopes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,6 +129,9 @@ pub struct FailureReason {
     pub result: UnitResult,
     /// For services: how the main process ended, if one ran.
     pub main_process: Option<ExitStatus>,
+    /// The last lines the failed run wrote to the journal, or why they could not be read
+    /// ([`ManagerBuilder::journal_lines`](crate::ManagerBuilder::journal_lines)).
+    pub journal: RunJournal,
 }
 
 impl fmt::Display for FailureReason {

@@ -192,10 +192,11 @@ fn ended(follow: &Follow<'_>, start: JobOutcome, deadline: &Deadline) -> Result<
         return Err(Error::RunFailed {
             unit: follow.unit.clone(),
             job: start.job,
-            reason: FailureReason {
+            reason: Box::new(FailureReason {
                 result,
                 main_process,
-            },
+                journal: follow.cx.journal_wanted().read(&reader, deadline),
+            }),
             ran_for,
         });
     }

@@ -21,6 +21,7 @@ use dbus::blocking::BlockingSender;
 
 use crate::deadline::Deadline;
 use crate::job::{FailedDependency, Job, JobResult, TransactionJob};
+use crate::ops::run_journal::Wanted;
 use crate::proto::unit_reader::UnitReader;
 
 /// Most units looked at when following requirements without a transaction listing.
@@ -34,6 +35,8 @@ pub(crate) struct Context<'a> {
     pub(crate) transaction: &'a [TransactionJob],
     /// Read each failed unit's reason.
     pub(crate) read_reasons: bool,
+    /// The journal lines of each failed unit's run.
+    pub(crate) journal: Wanted<'a>,
     /// `CLOCK_MONOTONIC` µs just before our job was queued: a unit counts as failed by this
     /// transaction only if it entered `failed` after that.
     pub(crate) queued_at_usec: u64,
@@ -52,11 +55,16 @@ pub(crate) fn explain(
         if !cx.read_reasons {
             return None;
         }
-        UnitReader::open(conn, unit, cx.deadline.call_timeout())
-            .and_then(|r| r.failure_reason())
+        let reader = UnitReader::open(conn, unit, cx.deadline.call_timeout())
+            .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
+            .ok()?;
+        let mut reason = reader
+            .failure_reason()
             .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
             .ok()
-            .flatten()
+            .flatten()?;
+        reason.journal = cx.journal.read(&reader, cx.deadline);
+        Some(reason)
     };
     // Jobs whose own result says they failed (not merely because of another one).
     let from_results: Vec<FailedDependency> = cx

@@ -9,9 +9,14 @@ pub(crate) mod enqueue;
 pub(crate) mod follow;
 pub(crate) mod progress;
 pub(crate) mod queued;
+pub(crate) mod run_journal;
 
 use std::cell::Cell;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::journal::DEFAULT_JOURNAL_LINES;
+use crate::journal::reader::Source;
 
 use crate::session::Session;
 use crate::session::caller::Caller;
@@ -37,6 +42,8 @@ pub(crate) struct Options {
     pub(crate) connect_timeout: Duration,
     pub(crate) job_check_interval: Duration,
     pub(crate) per_verb_methods: bool,
+    pub(crate) journal_lines: usize,
+    pub(crate) journal_root: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -50,6 +57,8 @@ impl Default for Options {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             job_check_interval: DEFAULT_JOB_CHECK_INTERVAL,
             per_verb_methods: false,
+            journal_lines: DEFAULT_JOURNAL_LINES,
+            journal_root: None,
         }
     }
 }
@@ -65,11 +74,19 @@ pub(crate) struct Context {
     /// Cleared once the manager answered `EnqueueUnitJobMany` with `UnknownMethod` (systemd
     /// before 262) or its bus policy refused it: batches then queue one job per call.
     pub(crate) enqueue_unit_job_many: Cell<bool>,
+    /// Where the manager's journal is read after a failure.
+    pub(crate) journal: Source,
 }
 
 impl Context {
-    pub(crate) fn new(session: Session, options: Options) -> Self {
+    pub(crate) fn new(session: Session, options: Options, journal: Source) -> Self {
         Context {
+            journal: match &options.journal_root {
+                Some(root) => Source::Local {
+                    root: Some(root.clone()),
+                },
+                None => journal,
+            },
             enqueue_unit_job: Cell::new(!options.per_verb_methods),
             enqueue_unit_job_many: Cell::new(!options.per_verb_methods),
             session,
@@ -87,6 +104,18 @@ impl Context {
     /// Sends everything else (reads, references).
     pub(crate) fn caller(&self) -> Caller<'_> {
         self.session.caller(false)
+    }
+
+    /// The journal lines a failure reads: none unless failures are explained.
+    pub(crate) fn journal_wanted(&self) -> run_journal::Wanted<'_> {
+        run_journal::Wanted {
+            source: &self.journal,
+            lines: if self.options.explain_failures {
+                self.options.journal_lines
+            } else {
+                0
+            },
+        }
     }
 
     pub(crate) fn is_direct(&self) -> bool {

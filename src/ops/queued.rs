@@ -212,7 +212,9 @@ impl<'m> QueuedJob<'m> {
         let options = &self.cx.options;
         if !removed.result.is_success() {
             let reason = match removed.result {
-                JobResult::Failed if options.explain_failures => self.failure_reason(deadline),
+                JobResult::Failed if options.explain_failures => {
+                    self.failure_reason(deadline).map(Box::new)
+                }
                 _ => None,
             };
             let dependencies = match removed.result {
@@ -264,11 +266,17 @@ impl<'m> QueuedJob<'m> {
     }
 
     fn failure_reason(&self, deadline: &Deadline) -> Option<FailureReason> {
-        UnitReader::open(&self.cx.caller(), &self.unit, deadline.call_timeout())
-            .and_then(|r| r.failure_reason())
+        let caller = self.cx.caller();
+        let unit = UnitReader::open(&caller, &self.unit, deadline.call_timeout())
+            .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
+            .ok()?;
+        let mut reason = unit
+            .failure_reason()
             .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
             .ok()
-            .flatten()
+            .flatten()?;
+        reason.journal = self.cx.journal_wanted().read(&unit, deadline);
+        Some(reason)
     }
 
     fn failed_dependencies(&self, deadline: &Deadline) -> Vec<FailedDependency> {
@@ -277,6 +285,7 @@ impl<'m> QueuedJob<'m> {
             unit: &self.unit,
             transaction: &self.transaction,
             read_reasons: self.cx.options.explain_failures,
+            journal: self.cx.journal_wanted(),
             queued_at_usec: self.queued_at_usec,
             deadline,
         };
@@ -297,8 +306,11 @@ impl<'m> QueuedJob<'m> {
             Err(Interrupted::DeadlinePassed) | Ok(()) => {}
             Err(other) => return Err(self.interrupted(other, deadline)),
         }
-        let state = UnitReader::open(&self.cx.caller(), &self.unit, deadline.call_timeout())
-            .and_then(|r| r.state())
+        let caller = self.cx.caller();
+        let unit = UnitReader::open(&caller, &self.unit, deadline.call_timeout())
+            .map_err(|e| Error::from_call(&self.unit, "LoadUnit", e))?;
+        let state = unit
+            .state()
             .map_err(|e| Error::from_call(&self.unit, "Get(ActiveState)", e))?;
         if state.is_active() {
             Ok(())
@@ -308,6 +320,7 @@ impl<'m> QueuedJob<'m> {
                 verb: self.verb,
                 job: job.clone(),
                 state,
+                journal: Box::new(self.cx.journal_wanted().read(&unit, deadline)),
             })
         }
     }

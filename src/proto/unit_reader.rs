@@ -8,6 +8,7 @@ use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 use dbus::blocking::{BlockingSender, Proxy};
 
 use crate::error::BusError;
+use crate::journal::{InvocationId, RunJournal};
 use crate::proto::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
 use crate::unit::{ExitStatus, FailureReason, UnitResult, UnitState};
 use crate::unit_name::unit_type;
@@ -76,6 +77,7 @@ impl<'a, C: BlockingSender> UnitReader<'a, C> {
         Ok(Some(FailureReason {
             result,
             main_process,
+            journal: RunJournal::NotRead,
         }))
     }
 
@@ -98,6 +100,12 @@ impl<'a, C: BlockingSender> UnitReader<'a, C> {
             self.get(UNIT, "InactiveExitTimestampMonotonic")?,
             self.get(UNIT, "InactiveEnterTimestampMonotonic")?,
         ))
+    }
+
+    /// The id of the unit's current or last run (`InvocationID`); `None` if it has none.
+    pub(crate) fn invocation_id(&self) -> Result<Option<InvocationId>, BusError> {
+        let bytes: Vec<u8> = self.get("org.freedesktop.systemd1.Unit", "InvocationID")?;
+        Ok(InvocationId::from_bytes(&bytes))
     }
 
     /// A service's `StatusText` (what it reported with `sd_notify(STATUS=...)`); `None` for

@@ -81,7 +81,7 @@ impl Remote {
 
     /// The ssh command line, without the program: options, `--`, the destination and the
     /// remote command.
-    fn ssh_argv(&self, remote_command: String) -> Vec<String> {
+    pub(crate) fn ssh_argv(&self, remote_command: String) -> Vec<String> {
         let mut argv = vec!["-xT".to_owned(), "-oBatchMode=yes".to_owned()];
         if let Some(port) = self.port {
             argv.extend(["-p".to_owned(), port.to_string()]);
@@ -232,7 +232,7 @@ impl fmt::Display for Remote {
 }
 
 /// `ssh` as found on `PATH` (libdbus runs the program of a `unixexec:` address as given).
-fn ssh_program() -> String {
+pub(crate) fn ssh_program() -> String {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -255,7 +255,7 @@ fn escape(value: &str) -> String {
 }
 
 /// Quotes a word for a POSIX shell.
-fn shell_quote(word: &str) -> String {
+pub(crate) fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 

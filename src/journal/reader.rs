@@ -1,0 +1,342 @@
+//! Reading a failed run's lines where the manager is: `journalctl --output=export` run as a
+//! subprocess on this machine (under another root directory for a manager in a container),
+//! or on the remote host through the same ssh settings as the bus connection.
+//!
+//! Why a subprocess: `journalctl` is on every machine with journald, reads every journal file
+//! format its systemd writes (this machine's 252 reads 257's and 262's files), runs the same
+//! way over ssh, and needs nothing at build time; `sd-journal` loaded at run time would be
+//! faster by a few milliseconds but reads only this machine's files, and would bring a large
+//! C API into the crate's one unsafe file. It runs only after a failure.
+//!
+//! The command is a short POSIX shell script, the same locally and remotely: it exits 127
+//! when there is no `journalctl`, 3 when there is no journal file at all (no journald ever
+//! ran there, which `journalctl` itself does not report), and otherwise runs `journalctl`
+//! newest line first, so that stopping after the wanted count keeps the last lines. Its two
+//! pipes are read with `poll` until the deadline, without a thread; the decoder keeps at
+//! most [`MAX_MESSAGE_BYTES`](super::MAX_MESSAGE_BYTES) of each message.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::export::{Decoder, Entry, OUTPUT_FIELDS};
+use super::{InvocationId, JournalUnavailable, RunJournal};
+use crate::deadline::Deadline;
+use crate::ffi;
+use crate::transport::remote::{Remote, shell_quote, ssh_program};
+
+/// The manager's message that a unit's run ended in failure (`SD_MESSAGE_UNIT_FAILURE_RESULT`,
+/// "Failed with result ..."), or ended well (`SD_MESSAGE_UNIT_SUCCESS`, "Deactivated
+/// successfully"): once one of them is in, the run's lines are.
+const END_OF_RUN: [&[u8]; 2] = [
+    b"d9b373ed55a64feb8242e02dbe79a49c",
+    b"7ad2d189f7e94e70a38c781354912448",
+];
+
+/// How long to wait for journald to store the end of the run: it receives the service's
+/// output and the manager's messages on sockets of their own, and may store them a moment
+/// after the job's result reached us.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// How often to read again while waiting for the end of the run.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// The most of `journalctl`'s standard error kept (its last bytes).
+const MAX_STDERR: usize = 4096;
+
+/// Where a manager's journal is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// On this machine, under `root` (`journalctl --root`) if given: a manager in a
+    /// container is reached through `/proc/PID/root/...`, and its journal lies there too.
+    Local { root: Option<PathBuf> },
+    /// On a remote host, over ssh.
+    Remote(Remote),
+}
+
+impl Source {
+    /// The journal of the manager at `address` (a D-Bus address): under `/proc/PID/root`
+    /// when its socket is reached through there, else this machine's.
+    pub(crate) fn for_address(address: &str) -> Source {
+        let root = address
+            .split(';')
+            .flat_map(|a| a.split(','))
+            .find_map(|kv| {
+                kv.strip_prefix("unix:path=")
+                    .or_else(|| kv.strip_prefix("path="))
+            })
+            .and_then(proc_root);
+        Source::Local { root }
+    }
+}
+
+/// `/proc/PID/root` if `path` lies under one.
+fn proc_root(path: &str) -> Option<PathBuf> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (pid, rest) = rest.split_once('/')?;
+    (pid.bytes().all(|b| b.is_ascii_digit()) && !pid.is_empty() && rest.starts_with("root/"))
+        .then(|| PathBuf::from(format!("/proc/{pid}/root")))
+}
+
+/// The last `count` lines of the run `invocation`, read from `source` before `deadline`.
+pub(crate) fn read(
+    source: &Source,
+    invocation: InvocationId,
+    count: usize,
+    deadline: &Deadline,
+) -> RunJournal {
+    let settle = Deadline::after(SETTLE.min(deadline.remaining()));
+    loop {
+        let read = run_once(source, invocation, count, deadline);
+        let entries = match read {
+            Ok(entries) => entries,
+            Err(why) => return RunJournal::Unavailable(why),
+        };
+        let ended = entries
+            .iter()
+            .any(|e| e.message_id().is_some_and(|id| END_OF_RUN.contains(&id)));
+        if ended || settle.expired() {
+            if entries.is_empty() {
+                return RunJournal::Unavailable(JournalUnavailable::NoLines);
+            }
+            // Read newest first; shown oldest first.
+            let lines = entries.into_iter().rev().map(Entry::into_line).collect();
+            return RunJournal::Lines { invocation, lines };
+        }
+        log::debug!("journal: the end of run {invocation} is not stored yet; reading again");
+        std::thread::sleep(RETRY.min(settle.remaining()));
+    }
+}
+
+/// The shell script that reads the journal (see the module docs).
+fn script(root: Option<&Path>, invocation: InvocationId, count: usize) -> String {
+    let root_arg = root.map(|r| format!("--root={}", shell_quote(&r.display().to_string())));
+    let prefix = root
+        .map(|r| shell_quote(&r.display().to_string()))
+        .unwrap_or_default();
+    format!(
+        "command -v journalctl >/dev/null 2>&1 || exit 127; \
+         for f in {prefix}/var/log/journal/*/*.journal* {prefix}/run/log/journal/*/*.journal*; do \
+         [ -e \"$f\" ] && exec journalctl {} --no-pager --output=export --output-fields={OUTPUT_FIELDS} \
+         --reverse --lines={count} _SYSTEMD_INVOCATION_ID={invocation} + INVOCATION_ID={invocation} \
+         + USER_INVOCATION_ID={invocation}; done; exit 3",
+        root_arg.unwrap_or_default()
+    )
+}
+
+/// Runs the script once; the entries it printed, newest first.
+fn run_once(
+    source: &Source,
+    invocation: InvocationId,
+    count: usize,
+    deadline: &Deadline,
+) -> Result<Vec<Entry>, JournalUnavailable> {
+    let mut command = match source {
+        Source::Local { root } => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(script(root.as_deref(), invocation, count));
+            c
+        }
+        Source::Remote(remote) => {
+            let mut c = Command::new(ssh_program());
+            c.args(remote.ssh_argv(script(None, invocation, count)));
+            c
+        }
+    };
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| JournalUnavailable::Failed(format!("cannot run {command:?}: {e}")))?;
+    let ran = Bounded::read(child, count, deadline);
+    let said = String::from_utf8_lossy(&ran.stderr);
+    let last_line =
+        super::export::make_safe(said.trim().lines().last().unwrap_or("").as_bytes(), false);
+    log::debug!(
+        "journal: {} entries, exit {:?}, said {last_line:?}",
+        ran.entries.len(),
+        ran.exit
+    );
+    if !ran.entries.is_empty() {
+        return Ok(ran.entries);
+    }
+    if ran.timed_out {
+        return Err(JournalUnavailable::TimedOut);
+    }
+    if said.contains("insufficient permissions")
+        || said.contains("not seeing messages from other users")
+    {
+        return Err(JournalUnavailable::PermissionDenied(last_line));
+    }
+    match (source, ran.exit) {
+        (_, Some(0)) => Ok(Vec::new()),
+        (_, Some(127)) => Err(JournalUnavailable::NoJournalctl),
+        (_, Some(3)) => Err(JournalUnavailable::NoJournal),
+        (Source::Remote(_), Some(255)) => {
+            Err(JournalUnavailable::Failed(format!("ssh: {last_line}")))
+        }
+        _ => Err(JournalUnavailable::Failed(last_line)),
+    }
+}
+
+/// What a bounded run of the script gave.
+struct Bounded {
+    entries: Vec<Entry>,
+    stderr: Vec<u8>,
+    /// Its exit status; `None` if it was killed (deadline, or enough entries read).
+    exit: Option<i32>,
+    timed_out: bool,
+}
+
+impl Bounded {
+    /// Reads `child`'s output until it exits, `count` entries are in, or the deadline
+    /// passes (then it is killed).
+    fn read(mut child: Child, count: usize, deadline: &Deadline) -> Bounded {
+        let mut decoder = Decoder::new(count);
+        let mut stderr = Vec::new();
+        let mut out = child.stdout.take();
+        let mut err = child.stderr.take();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut timed_out = false;
+        while out.is_some() || err.is_some() {
+            if decoder.is_done() {
+                break;
+            }
+            if deadline.expired() {
+                timed_out = true;
+                break;
+            }
+            let fds: Vec<_> = [
+                out.as_ref().map(AsRawFd::as_raw_fd),
+                err.as_ref().map(AsRawFd::as_raw_fd),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let ready =
+                ffi::poll_readable(&fds, deadline.remaining().min(Duration::from_millis(100)));
+            let mut next = ready.into_iter();
+            if let Some(pipe) = out.as_mut()
+                && next.next() == Some(true)
+            {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => out = None,
+                    Ok(n) => decoder.feed(&buf[..n]),
+                }
+            }
+            if let Some(pipe) = err.as_mut()
+                && next.next() == Some(true)
+            {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => err = None,
+                    Ok(n) => {
+                        stderr.extend_from_slice(&buf[..n]);
+                        let over = stderr.len().saturating_sub(MAX_STDERR);
+                        stderr.drain(..over);
+                    }
+                }
+            }
+        }
+        let exit = if out.is_none() && err.is_none() && !decoder.is_done() {
+            child.wait().ok().and_then(|s| s.code())
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        };
+        if decoder.is_broken() {
+            log::debug!(
+                "journal: journalctl's output broke the export format; kept what came before"
+            );
+        }
+        Bounded {
+            entries: decoder.finish(),
+            stderr,
+            exit,
+            timed_out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_under_proc_pid_root_means_that_root_s_journal() {
+        assert_eq!(
+            Source::for_address("unix:path=/proc/123/root/run/dbus/system_bus_socket"),
+            Source::Local {
+                root: Some(PathBuf::from("/proc/123/root"))
+            }
+        );
+        for local in [
+            "unix:path=/run/dbus/system_bus_socket",
+            "unix:path=/proc/self/root/run/x",
+            "unix:path=/proc/12/cwd/x",
+            "unix:abstract=/proc/1/root/x",
+            "tcp:host=localhost,port=1",
+        ] {
+            assert_eq!(
+                Source::for_address(local),
+                Source::Local { root: None },
+                "{local}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_script_quotes_the_root_and_matches_the_three_invocation_fields() {
+        let id = InvocationId([0xab; 16]);
+        let s = script(Some(Path::new("/proc/1/root")), id, 10);
+        assert!(s.contains("--root='/proc/1/root'"), "{s}");
+        assert!(
+            s.contains("for f in '/proc/1/root'/var/log/journal/*/*.journal*"),
+            "{s}"
+        );
+        for field in [
+            "_SYSTEMD_INVOCATION_ID",
+            "+ INVOCATION_ID",
+            "+ USER_INVOCATION_ID",
+        ] {
+            assert!(s.contains(&format!("{field}={id}")), "{s}");
+        }
+        assert!(s.contains("--reverse --lines=10"), "{s}");
+    }
+
+    #[test]
+    fn a_missing_journal_and_a_hung_reader_are_told_apart() {
+        // A root with no journal files at all.
+        let dir = std::env::temp_dir().join(format!("sj-journal-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("var/log/journal")).unwrap();
+        let source = Source::Local {
+            root: Some(dir.clone()),
+        };
+        let got = read(
+            &source,
+            InvocationId([1; 16]),
+            10,
+            &Deadline::after(Duration::from_secs(10)),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got, RunJournal::Unavailable(JournalUnavailable::NoJournal));
+        // A reader that never answers is cut at the deadline.
+        let child = Command::new("sleep")
+            .arg("10")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let ran = Bounded::read(child, 10, &Deadline::after(Duration::from_millis(200)));
+        assert!(ran.timed_out && ran.exit.is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

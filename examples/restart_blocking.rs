@@ -1,60 +1,23 @@
 //! `restart_blocking`: restart (or start, stop, reload...) systemd units and wait for each job.
 //!
 //! Run `cargo run --example restart_blocking -- --help` for the options and exit statuses.
+//! The command line is parsed by clap (derive): generated help, `--version`, a hint on a
+//! mistyped option, and shell completions (`--completions bash`).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use systemd_jobs::{Bus, Error, JobMode, Manager, Progress, Remote, Verb, unit_name};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use clap_complete::Shell;
+use systemd_jobs::{Bus, Error, JobMode, Manager, Progress, Remote, RunJournal, Verb, unit_name};
 
-const HELP: &str = "\
-restart_blocking: restart systemd units and wait until each job has finished.
-
-USAGE:
-    restart_blocking [OPTIONS] UNIT...
-
+/// What `--help` shows after the options.
+const AFTER_HELP: &str = "\
 Each UNIT gets one job; all are queued together and waited for under one deadline.
 A name without a suffix gets .service; an absolute path becomes a .mount (or, under
 /dev and /sys, a .device) unit, escaped as systemd-escape does. Globs are refused.
-
-OPTIONS:
-    --verb VERB        start, stop, restart, reload, try-restart, reload-or-restart,
-                       reload-or-try-restart     [default: restart; with --wait, start]
-    --mode MODE        job mode: replace, fail, isolate, flush, ignore-dependencies,
-                       ignore-requirements, replace-irreversibly, triggering,
-                       restart-dependencies                           [default: replace]
-    --timeout SECS     deadline for the whole run, connecting included,
-                       fractions allowed                              [default: 90]
-    --user             the caller's user manager (via DBUS_SESSION_BUS_ADDRESS or
-                       $XDG_RUNTIME_DIR/bus) instead of the system manager
-    --address ADDR     the manager on the bus at this D-Bus address,
-                       e.g. unix:path=/run/user/1000/bus
-    -H, --host [USER@]HOST[:PORT]
-                       the manager on another machine, over ssh (as systemctl -H; with
-                       --user, that user's manager); ssh must log in without asking
-    --private          talk to the manager's private socket, no bus daemon:
-                       /run/systemd/private, with --user $XDG_RUNTIME_DIR/systemd/private,
-                       with --address that socket address
-    --no-block         queue the jobs and exit at once, printing each job
-    --wait             start the units (--verb start or restart; the default becomes
-                       start) and wait until each has run to completion and stopped,
-                       as systemctl start --wait; exit 0 only if every one ended with
-                       Result=success
-    --cancel-on-timeout
-                       cancel jobs still running when the deadline passes
-                       [default: they keep running in systemd]
-    --check-active SECS
-                       after a done start/restart, wait SECS (fractions allowed) and fail
-                       if the unit is not active                       [default: no check]
-    --ask-password     let polkit ask for a password when you may not change the unit
-                       outright, through your session's authentication agent (none is
-                       started for you); the time spent asking counts against --timeout,
-                       and the system bus gives up after 25 s
-                       [default: the flag is not set: systemd 257 and newer refuse at
-                       once (exit status 4); 252 still asks for unit jobs when an agent
-                       is registered for you]
-    -h, --help         print this help
 
 OUTPUT:
     on a terminal, while waiting: one status line on stderr, redrawn in place and erased
@@ -64,7 +27,11 @@ OUTPUT:
     with --no-block:            UNIT: queued (job ID, JOB_PATH)
     with --wait:                UNIT: ran to completion, success (main process
                                 exited with status 0, ran N ms)
-    errors go to stderr, naming the unit and what systemd said.
+    errors go to stderr, naming the unit and what systemd said; under an error about a
+    failed run (result 'failed', a dependency that failed, --wait, --check-active), that
+    run's last journal lines, indented as systemctl status shows them (time in UTC,
+    process, message; on a terminal, priority err and worse in bold red), or why they
+    could not be read. Only that run's lines: an earlier run of the unit never shows.
 
 EXIT STATUS (as systemctl's; with several units, the highest):
     0    every job finished done (or skipped)
@@ -81,6 +48,7 @@ EXIT STATUS (as systemctl's; with several units, the highest):
 
 ENVIRONMENT:
     RUST_LOG=debug     log match handling, calls, job paths and every JobRemoved seen
+    NO_COLOR           no highlighting of journal lines, even on a terminal
 
 EXAMPLES:
     restart_blocking nginx
@@ -88,95 +56,107 @@ EXAMPLES:
     restart_blocking --verb reload-or-restart --mode fail app@1 app@2
     restart_blocking --private --no-block --verb stop /mnt/data
     restart_blocking --wait --timeout 600 db-migrate.service
-    restart_blocking -H deploy@db1.example.com:2222 postgresql
+    restart_blocking -H deploy@db1.example.com:2222 --lines 30 postgresql
+    restart_blocking --completions bash > /etc/bash_completion.d/restart_blocking
 ";
 
+/// restart_blocking: restart systemd units and wait until each job has finished.
+#[derive(Parser, Debug)]
+#[command(name = "restart_blocking", version, after_help = AFTER_HELP, max_term_width = 100)]
 struct Options {
+    /// start, stop, restart, reload, try-restart, reload-or-restart, reload-or-try-restart
+    /// [default: restart; with --wait, start]
+    #[arg(long, value_name = "VERB", value_parser = parse_verb)]
     verb: Option<Verb>,
+    /// Job mode: replace, fail, isolate, flush, ignore-dependencies, ignore-requirements,
+    /// replace-irreversibly, triggering, restart-dependencies
+    #[arg(long, value_name = "MODE", default_value = "replace", value_parser = parse_mode)]
     mode: JobMode,
+    /// Deadline for the whole run, connecting included, in seconds (fractions allowed)
+    #[arg(long, value_name = "SECS", default_value = "90", value_parser = seconds)]
     timeout: Duration,
+    /// The caller's user manager (via DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus)
+    /// instead of the system manager
+    #[arg(long)]
     user: bool,
+    /// The manager on the bus at this D-Bus address, e.g. unix:path=/run/user/1000/bus
+    #[arg(long, value_name = "ADDR")]
     address: Option<String>,
+    /// The manager on another machine, over ssh (as systemctl -H; with --user, that user's
+    /// manager); ssh must log in without asking
+    #[arg(short = 'H', long, value_name = "[USER@]HOST[:PORT]", value_parser = parse_remote,
+          conflicts_with_all = ["private", "address"])]
     host: Option<Remote>,
+    /// Talk to the manager's private socket, no bus daemon: /run/systemd/private, with
+    /// --user $XDG_RUNTIME_DIR/systemd/private, with --address that socket address
+    #[arg(long)]
     private: bool,
+    /// Queue the jobs and exit at once, printing each job
+    #[arg(long)]
     no_block: bool,
+    /// Start the units (--verb start or restart; the default becomes start) and wait until
+    /// each has run to completion and stopped, as systemctl start --wait; exit 0 only if
+    /// every one ended with Result=success
+    #[arg(long, conflicts_with = "no_block")]
     wait: bool,
+    /// Cancel jobs still running when the deadline passes [default: they keep running in
+    /// systemd]
+    #[arg(long)]
     cancel_on_timeout: bool,
+    /// After a done start/restart, wait SECS (fractions allowed) and fail if the unit is not
+    /// active [default: no check]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
     check_active: Option<Duration>,
+    /// Let polkit ask for a password when you may not change the unit outright, through
+    /// your session's authentication agent (none is started for you); the time spent asking
+    /// counts against --timeout, and the system bus gives up after 25 s [default: the flag
+    /// is not set: systemd 257 and newer refuse at once (exit status 4); 252 still asks for
+    /// unit jobs when an agent is registered for you]
+    #[arg(long)]
     ask_password: bool,
+    /// How many journal lines of a failed run to show under its error; 0 shows none
+    #[arg(long, value_name = "N", default_value_t = systemd_jobs::DEFAULT_JOURNAL_LINES)]
+    lines: usize,
+    /// Print a completion script for this shell and exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
+    /// The units
+    #[arg(value_name = "UNIT", required_unless_present = "completions")]
     units: Vec<String>,
 }
 
-fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+fn parse_verb(value: &str) -> Result<Verb, String> {
+    value.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_mode(value: &str) -> Result<JobMode, String> {
+    value.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_remote(value: &str) -> Result<Remote, String> {
+    value.parse().map_err(|e: Error| e.to_string())
+}
+
+/// A number of seconds, fractions allowed; not negative, not NaN; too large means forever.
+fn seconds(value: &str) -> Result<Duration, String> {
     let secs: f64 = value
         .parse()
-        .map_err(|_| format!("{flag}: {value:?} is not a number of seconds"))?;
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
     if secs.is_nan() || secs < 0.0 {
-        return Err(format!("{flag}: {value:?} must be zero or more seconds"));
+        return Err(format!("{value:?} must be zero or more seconds"));
     }
     Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
-    let mut o = Options {
-        verb: None,
-        mode: JobMode::Replace,
-        timeout: Duration::from_secs(90),
-        user: false,
-        address: None,
-        host: None,
-        private: false,
-        no_block: false,
-        wait: false,
-        cancel_on_timeout: false,
-        check_active: None,
-        ask_password: false,
-        units: Vec::new(),
-    };
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--verb" => o.verb = Some(value()?.parse().map_err(|e: Error| e.to_string())?),
-            "--mode" => o.mode = value()?.parse().map_err(|e: Error| e.to_string())?,
-            "--timeout" => o.timeout = seconds("--timeout", &value()?)?,
-            "--check-active" => o.check_active = Some(seconds("--check-active", &value()?)?),
-            "--address" => o.address = Some(value()?),
-            "-H" | "--host" => o.host = Some(value()?.parse().map_err(|e: Error| e.to_string())?),
-            "--user" => o.user = true,
-            "--private" => o.private = true,
-            "--no-block" => o.no_block = true,
-            "--wait" => o.wait = true,
-            "--cancel-on-timeout" => o.cancel_on_timeout = true,
-            "--ask-password" => o.ask_password = true,
-            "--" => o.units.extend(args.by_ref()),
-            f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown option {f}")),
-            _ => o.units.push(arg),
-        }
-    }
-    if o.units.is_empty() {
-        return Err("no unit given".to_owned());
-    }
-    if o.host.is_some() && (o.private || o.address.is_some()) {
-        return Err("--host goes over ssh to a bus: not with --private or --address".to_owned());
-    }
-    if o.wait && o.no_block {
-        return Err("--wait and --no-block exclude each other".to_owned());
-    }
+/// The rules clap's attributes cannot say.
+fn check(o: &Options) -> Result<(), clap::Error> {
     if o.wait && !matches!(o.verb, None | Some(Verb::Start | Verb::Restart)) {
-        return Err("--wait works with --verb start or restart".to_owned());
+        return Err(Options::command().error(
+            ErrorKind::ArgumentConflict,
+            "--wait works with --verb start or restart",
+        ));
     }
-    Ok(Some(o))
+    Ok(())
 }
 
 fn bus(o: &Options) -> Bus {
@@ -195,6 +175,29 @@ fn bus(o: &Options) -> Bus {
 
 fn report(e: &Error) -> i32 {
     eprintln!("restart_blocking: {e}");
+    let highlight = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for (unit, journal) in e.run_journals() {
+        let indent = if Some(unit) == e.unit() {
+            "    "
+        } else {
+            eprintln!("    {unit}:");
+            "        "
+        };
+        match journal {
+            RunJournal::Lines { lines, .. } => {
+                for line in lines {
+                    match line.priority {
+                        Some(p) if highlight && p.is_error() => {
+                            eprintln!("{indent}\x1b[1;31m{line}\x1b[0m")
+                        }
+                        _ => eprintln!("{indent}{line}"),
+                    }
+                }
+            }
+            RunJournal::Unavailable(why) => eprintln!("{indent}(no journal lines: {why})"),
+            _ => {}
+        }
+    }
     e.exit_status()
 }
 
@@ -218,6 +221,7 @@ fn run(o: Options) -> i32 {
         .check_active(o.check_active)
         .allow_interactive_authorization(o.ask_password)
         .connect_timeout(o.timeout)
+        .journal_lines(o.lines)
         .connect()
     {
         Ok(m) => m,
@@ -353,16 +357,19 @@ fn terminal_width() -> usize {
 
 fn main() -> ExitCode {
     env_logger::init();
-    let status = match parse(std::env::args().skip(1)) {
-        Ok(Some(o)) => run(o),
-        Ok(None) => {
-            print!("{HELP}");
-            0
-        }
-        Err(e) => {
-            eprintln!("restart_blocking: {e}\nTry 'restart_blocking --help'.");
-            2
-        }
-    };
-    ExitCode::from(status as u8)
+    let o = Options::parse();
+    if let Err(e) = check(&o) {
+        e.exit();
+    }
+    if let Some(shell) = o.completions {
+        let mut command = Options::command();
+        clap_complete::generate(
+            shell,
+            &mut command,
+            "restart_blocking",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    ExitCode::from(run(o) as u8)
 }

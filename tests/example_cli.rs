@@ -32,12 +32,40 @@ fn help_lists_every_option_and_exit_status() {
         "--cancel-on-timeout",
         "--check-active",
         "--ask-password",
+        "--lines",
+        "--completions",
+        "--version",
         "[default: 90]",
         "124",
         "125",
     ] {
         assert!(out.contains(needle), "--help lacks {needle}");
     }
+}
+
+#[test]
+fn the_command_line_has_a_version_hints_and_completions() {
+    let sd = sandbox!();
+    let (code, out, _) = sd.run_example(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("restart_blocking {}", env!("CARGO_PKG_VERSION"))
+    );
+    let (code, _, err) = sd.run_example(&["--verson"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("a similar argument exists: '--version'"),
+        "{err}"
+    );
+    let (code, out, _) = sd.run_example(&["--completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("complete -F") && out.contains("--check-active"),
+        "{out}"
+    );
+    let (code, _, err) = sd.run_example(&["--completions", "tcsh"]);
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]

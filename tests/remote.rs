@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use systemd_jobs::{
-    Bus, Error, ExitStatus, JobMode, JobResult, Manager, Remote, RemoteProblem, Verb,
+    Bus, Error, ExitStatus, JobMode, JobResult, JournalUnavailable, Manager, Remote, RemoteProblem,
+    RunJournal, Verb,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -148,13 +149,33 @@ fn as_root_on(mut remote: Remote, port: u16) -> Remote {
     remote
 }
 
-/// The session environment that points the remote side's bridge at the sandbox's manager.
+/// The session environment that points the remote side's bridge at the sandbox's manager,
+/// with a `journalctl` first on the remote `PATH` that notes each run in `remote-journalctl`
+/// under the sandbox's runtime directory before it runs the real one.
 fn sandbox_env(sd: &common::Sandbox) -> String {
-    format!(
-        "XDG_RUNTIME_DIR={} DBUS_SESSION_BUS_ADDRESS={}",
-        sd.runtime_dir().display(),
-        sd.bus_address()
+    let shims = sd.runtime_dir().join("remote-bin");
+    fs::create_dir_all(&shims).unwrap();
+    let shim = shims.join("journalctl");
+    fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec /usr/bin/journalctl \"$@\"\n",
+            remote_journalctl_log(sd).display()
+        ),
     )
+    .unwrap();
+    fs::set_permissions(&shim, fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "XDG_RUNTIME_DIR={} DBUS_SESSION_BUS_ADDRESS={} PATH={}:/usr/bin:/bin:/usr/sbin:/sbin",
+        sd.runtime_dir().display(),
+        sd.bus_address(),
+        shims.display()
+    )
+}
+
+/// Where the remote side's `journalctl` notes its runs.
+fn remote_journalctl_log(sd: &common::Sandbox) -> PathBuf {
+    sd.runtime_dir().join("remote-journalctl")
 }
 
 /// A sandbox with an sshd in front of it, or SKIPPED (a failure under CI=true).
@@ -199,7 +220,16 @@ fn every_feature_works_over_ssh() {
     );
     match m.start("bad.service", JobMode::Replace, T) {
         Err(Error::JobFailed { reason, .. }) => {
-            assert_eq!(reason.unwrap().main_process, Some(ExitStatus::Exited(3)))
+            let reason = reason.unwrap();
+            assert_eq!(reason.main_process, Some(ExitStatus::Exited(3)));
+            // The journal is read on the remote side (its `journalctl --sync` ran there),
+            // and there is none there: no journald runs on this machine.
+            assert_eq!(
+                reason.journal,
+                RunJournal::Unavailable(JournalUnavailable::NoJournal)
+            );
+            let ran = fs::read_to_string(remote_journalctl_log(&sd)).unwrap_or_default();
+            assert!(ran.contains("--sync"), "{ran:?}");
         }
         other => panic!("{other:?}"),
     }

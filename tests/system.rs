@@ -11,21 +11,6 @@ use std::time::{Duration, Instant};
 use common::container::Root;
 use systemd_jobs::{Bus, Error, ExitStatus, JobMode, JobResult, Manager, Verb};
 
-/// Runs each of the test functions (taking a [`Root`]) on every root, as tests of their own.
-macro_rules! on_every_root {
-    ($($test:ident),* $(,)?) => {
-        mod host {
-            $(#[test] fn $test() { super::$test(super::Root::Host) })*
-        }
-        mod trixie {
-            $(#[test] fn $test() { super::$test(super::Root::Debian("trixie")) })*
-        }
-        mod sid {
-            $(#[test] fn $test() { super::$test(super::Root::Debian("sid")) })*
-        }
-    };
-}
-
 on_every_root!(
     root_inside_uses_the_default_paths_and_gets_systemctl_s_statuses,
     the_library_drives_the_system_manager_over_its_bus,

@@ -26,6 +26,11 @@ enum Field {
     Pid,
     SyslogPid,
     Realtime,
+    StreamInvocation,
+    ManagerInvocation,
+    UserManagerInvocation,
+    Unit,
+    UserUnit,
 }
 
 impl Field {
@@ -39,21 +44,26 @@ impl Field {
             b"_PID" => Field::Pid,
             b"SYSLOG_PID" => Field::SyslogPid,
             b"__REALTIME_TIMESTAMP" => Field::Realtime,
+            b"_SYSTEMD_INVOCATION_ID" => Field::StreamInvocation,
+            b"INVOCATION_ID" => Field::ManagerInvocation,
+            b"USER_INVOCATION_ID" => Field::UserManagerInvocation,
+            b"_SYSTEMD_UNIT" => Field::Unit,
+            b"_SYSTEMD_USER_UNIT" => Field::UserUnit,
             _ => return None,
         })
     }
 
-    const ALL: usize = 8;
+    const ALL: usize = 13;
 }
 
 /// The export fields [`Decoder`] reads, for `journalctl --output-fields=` (the `__` fields
 /// are always written).
-pub(crate) const OUTPUT_FIELDS: &str =
-    "MESSAGE,MESSAGE_ID,PRIORITY,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID";
+pub(crate) const OUTPUT_FIELDS: &str = "MESSAGE,MESSAGE_ID,PRIORITY,SYSLOG_IDENTIFIER,_COMM,_PID,\
+    SYSLOG_PID,_SYSTEMD_INVOCATION_ID,INVOCATION_ID,USER_INVOCATION_ID,_SYSTEMD_UNIT,_SYSTEMD_USER_UNIT";
 
 /// One entry: the first value of each field read, at most [`MAX_MESSAGE_BYTES`] of it, and
 /// the value's whole length.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     values: [Option<(Vec<u8>, usize)>; Field::ALL],
 }
@@ -72,6 +82,24 @@ impl Entry {
     /// The entry's `MESSAGE_ID`, as its 32 hex digits.
     pub(crate) fn message_id(&self) -> Option<&[u8]> {
         self.get(Field::MessageId)
+    }
+
+    /// Whether the entry belongs to the run `invocation` (32 hex digits) of `unit`: it carries
+    /// that invocation id, or it carries none at all and was written by `unit`'s processes.
+    /// (journald learns a process's invocation id from its cgroup, and a process that has
+    /// exited and whose cgroup is gone by the time journald reads its output has its lines
+    /// stored with the unit, from the stream, but without the id.)
+    pub(crate) fn belongs_to(&self, invocation: &[u8], unit: &[u8]) -> bool {
+        let ids = [
+            Field::StreamInvocation,
+            Field::ManagerInvocation,
+            Field::UserManagerInvocation,
+        ];
+        if ids.iter().any(|&f| self.get(f) == Some(invocation)) {
+            return true;
+        }
+        ids.iter().all(|&f| self.get(f).is_none())
+            && (self.get(Field::Unit) == Some(unit) || self.get(Field::UserUnit) == Some(unit))
     }
 
     /// The entry as a line safe to print.

@@ -35,13 +35,18 @@ const END_OF_RUN: [&[u8]; 2] = [
     b"7ad2d189f7e94e70a38c781354912448",
 ];
 
-/// How long to wait for journald to store the end of the run: it receives the service's
-/// output and the manager's messages on sockets of their own, and may store them a moment
-/// after the job's result reached us.
-const SETTLE: Duration = Duration::from_secs(1);
+/// How long to wait for journald to store the whole run: it receives the service's output
+/// and the manager's messages on sockets of their own and may store them a moment after the
+/// job's result reached us, the service's last output sometimes after the manager's end of
+/// run message.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// How often to read again while waiting for the end of the run.
 const RETRY: Duration = Duration::from_millis(50);
+
+/// Once the end of the run is stored: how long the newest line must stay the newest before
+/// the run's lines count as complete.
+const QUIET: Duration = Duration::from_millis(500);
 
 /// The most of `journalctl`'s standard error kept (its last bytes).
 const MAX_STDERR: usize = 4096;
@@ -80,24 +85,37 @@ fn proc_root(path: &str) -> Option<PathBuf> {
         .then(|| PathBuf::from(format!("/proc/{pid}/root")))
 }
 
-/// The last `count` lines of the run `invocation`, read from `source` before `deadline`.
-pub(crate) fn read(
-    source: &Source,
-    invocation: InvocationId,
-    count: usize,
-    deadline: &Deadline,
-) -> RunJournal {
+/// Which run's lines to read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run<'a> {
+    /// The run's id.
+    pub(crate) invocation: InvocationId,
+    /// The unit's own name (its `Id`).
+    pub(crate) unit: &'a str,
+    /// When the run started (`InactiveExitTimestamp`, µs since the epoch; 0 if unknown).
+    pub(crate) started_usec: u64,
+}
+
+/// The last `count` lines of `run`, read from `source` before `deadline`.
+pub(crate) fn read(source: &Source, run: Run<'_>, count: usize, deadline: &Deadline) -> RunJournal {
+    let invocation = run.invocation;
     let settle = Deadline::after(SETTLE.min(deadline.remaining()));
+    // The newest entry of the last read that had the end of the run.
+    let mut newest_at_end: Option<Entry> = None;
     loop {
-        let read = run_once(source, invocation, count, deadline);
-        let entries = match read {
+        let read = run_once(source, run, count, deadline);
+        let mut entries = match read {
             Ok(entries) => entries,
             Err(why) => return RunJournal::Unavailable(why),
         };
+        let id = invocation.to_string();
+        entries.retain(|e| e.belongs_to(id.as_bytes(), run.unit.as_bytes()));
+        entries.truncate(count);
         let ended = entries
             .iter()
             .any(|e| e.message_id().is_some_and(|id| END_OF_RUN.contains(&id)));
-        if ended || settle.expired() {
+        let quiet = ended && newest_at_end.is_some() && newest_at_end.as_ref() == entries.first();
+        if quiet || settle.expired() {
             if entries.is_empty() {
                 return RunJournal::Unavailable(JournalUnavailable::NoLines);
             }
@@ -105,23 +123,49 @@ pub(crate) fn read(
             let lines = entries.into_iter().rev().map(Entry::into_line).collect();
             return RunJournal::Lines { invocation, lines };
         }
-        log::debug!("journal: the end of run {invocation} is not stored yet; reading again");
-        std::thread::sleep(RETRY.min(settle.remaining()));
+        let pause = if ended {
+            log::debug!("journal: run {invocation} ended; reading again until nothing new comes");
+            newest_at_end = entries.first().cloned();
+            QUIET
+        } else {
+            log::debug!("journal: the end of run {invocation} is not stored yet; reading again");
+            RETRY
+        };
+        std::thread::sleep(pause.min(settle.remaining()));
     }
 }
 
 /// The shell script that reads the journal (see the module docs).
-fn script(root: Option<&Path>, invocation: InvocationId, count: usize) -> String {
+/// `sync` first asks journald to store what it has received (`journalctl --sync`, for root
+/// only), as a remote host's script does: see `ops::run_journal` for why.
+///
+/// It asks for the lines that carry the run's invocation id, and for the unit's lines since
+/// the run started (those of its processes whose id journald could not learn); the entries
+/// are then filtered by [`Entry::belongs_to`]. Twice `count` are read, to leave room for
+/// lines of a later run that the filter drops.
+fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String {
+    let invocation = run.invocation;
+    let unit = shell_quote(run.unit);
+    let since = match run.started_usec {
+        0 => String::new(),
+        usec => format!("--since=@{}.{:06} ", usec / 1_000_000, usec % 1_000_000),
+    };
+    let lines = count.saturating_mul(2);
+    let sync = if sync {
+        "[ \"$(id -u)\" = 0 ] && timeout 1 journalctl --sync >/dev/null 2>&1; "
+    } else {
+        ""
+    };
     let root_arg = root.map(|r| format!("--root={}", shell_quote(&r.display().to_string())));
     let prefix = root
         .map(|r| shell_quote(&r.display().to_string()))
         .unwrap_or_default();
     format!(
-        "command -v journalctl >/dev/null 2>&1 || exit 127; \
+        "command -v journalctl >/dev/null 2>&1 || exit 127; {sync}\
          for f in {prefix}/var/log/journal/*/*.journal* {prefix}/run/log/journal/*/*.journal*; do \
          [ -e \"$f\" ] && exec journalctl {} --no-pager --output=export --output-fields={OUTPUT_FIELDS} \
-         --reverse --lines={count} _SYSTEMD_INVOCATION_ID={invocation} + INVOCATION_ID={invocation} \
-         + USER_INVOCATION_ID={invocation}; done; exit 3",
+         --reverse --lines={lines} {since}_SYSTEMD_INVOCATION_ID={invocation} + INVOCATION_ID={invocation} \
+         + USER_INVOCATION_ID={invocation} + _SYSTEMD_UNIT={unit} + _SYSTEMD_USER_UNIT={unit}; done; exit 3",
         root_arg.unwrap_or_default()
     )
 }
@@ -129,19 +173,19 @@ fn script(root: Option<&Path>, invocation: InvocationId, count: usize) -> String
 /// Runs the script once; the entries it printed, newest first.
 fn run_once(
     source: &Source,
-    invocation: InvocationId,
+    run: Run<'_>,
     count: usize,
     deadline: &Deadline,
 ) -> Result<Vec<Entry>, JournalUnavailable> {
     let mut command = match source {
         Source::Local { root } => {
             let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(script(root.as_deref(), invocation, count));
+            c.arg("-c").arg(script(root.as_deref(), false, run, count));
             c
         }
         Source::Remote(remote) => {
             let mut c = Command::new(ssh_program());
-            c.args(remote.ssh_argv(script(None, invocation, count)));
+            c.args(remote.ssh_argv(script(None, true, run, count)));
             c
         }
     };
@@ -151,7 +195,7 @@ fn run_once(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| JournalUnavailable::Failed(format!("cannot run {command:?}: {e}")))?;
-    let ran = Bounded::read(child, count, deadline);
+    let ran = Bounded::read(child, count.saturating_mul(2), deadline);
     let said = String::from_utf8_lossy(&ran.stderr);
     let last_line =
         super::export::make_safe(said.trim().lines().last().unwrap_or("").as_bytes(), false);
@@ -291,7 +335,19 @@ mod tests {
     #[test]
     fn the_script_quotes_the_root_and_matches_the_three_invocation_fields() {
         let id = InvocationId([0xab; 16]);
-        let s = script(Some(Path::new("/proc/1/root")), id, 10);
+        let run = Run {
+            invocation: id,
+            unit: "a b.service",
+            started_usec: 1_796_211_143_000_042,
+        };
+        let s = script(Some(Path::new("/proc/1/root")), false, run, 10);
+        assert!(!s.contains("--sync"), "{s}");
+        assert!(script(None, true, run, 10).contains("journalctl --sync"));
+        assert!(s.contains("--since=@1796211143.000042 "), "{s}");
+        assert!(
+            s.contains("+ _SYSTEMD_UNIT='a b.service' + _SYSTEMD_USER_UNIT='a b.service'"),
+            "{s}"
+        );
         assert!(s.contains("--root='/proc/1/root'"), "{s}");
         assert!(
             s.contains("for f in '/proc/1/root'/var/log/journal/*/*.journal*"),
@@ -304,7 +360,7 @@ mod tests {
         ] {
             assert!(s.contains(&format!("{field}={id}")), "{s}");
         }
-        assert!(s.contains("--reverse --lines=10"), "{s}");
+        assert!(s.contains("--reverse --lines=20"), "{s}");
     }
 
     #[test]
@@ -315,12 +371,12 @@ mod tests {
         let source = Source::Local {
             root: Some(dir.clone()),
         };
-        let got = read(
-            &source,
-            InvocationId([1; 16]),
-            10,
-            &Deadline::after(Duration::from_secs(10)),
-        );
+        let run = Run {
+            invocation: InvocationId([1; 16]),
+            unit: "a.service",
+            started_usec: 0,
+        };
+        let got = read(&source, run, 10, &Deadline::after(Duration::from_secs(10)));
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(got, RunJournal::Unavailable(JournalUnavailable::NoJournal));
         // A reader that never answers is cut at the deadline.

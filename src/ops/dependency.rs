@@ -63,7 +63,7 @@ pub(crate) fn explain(
             .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
             .ok()
             .flatten()?;
-        reason.journal = cx.journal.read(&reader, cx.deadline);
+        reason.journal = cx.journal.read(conn, &reader, cx.deadline);
         Some(reason)
     };
     // Jobs whose own result says they failed (not merely because of another one).

@@ -275,7 +275,7 @@ impl<'m> QueuedJob<'m> {
             .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
             .ok()
             .flatten()?;
-        reason.journal = self.cx.journal_wanted().read(&unit, deadline);
+        reason.journal = self.cx.journal_wanted().read(&caller, &unit, deadline);
         Some(reason)
     }
 
@@ -320,7 +320,7 @@ impl<'m> QueuedJob<'m> {
                 verb: self.verb,
                 job: job.clone(),
                 state,
-                journal: Box::new(self.cx.journal_wanted().read(&unit, deadline)),
+                journal: Box::new(self.cx.journal_wanted().read(&caller, &unit, deadline)),
             })
         }
     }

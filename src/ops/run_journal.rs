@@ -2,11 +2,15 @@
 //! id read from systemd, then the lines read where the manager is ([`crate::journal`]).
 //! Runs only after a failure.
 
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
 use dbus::blocking::BlockingSender;
 
 use crate::deadline::Deadline;
-use crate::journal::reader::{self, Source};
+use crate::journal::reader::{self, Run, Source};
 use crate::journal::{JournalUnavailable, RunJournal};
+use crate::proto::calls::kill_main_process;
 use crate::proto::unit_reader::UnitReader;
 
 /// Where and how many lines to read; `lines` 0 reads nothing.
@@ -17,22 +21,77 @@ pub(crate) struct Wanted<'a> {
 }
 
 impl Wanted<'_> {
-    /// The last lines of the run the unit behind `unit` last had, within `deadline`.
+    /// The last lines of the run the unit behind `unit` last had, within `deadline`; `conn`
+    /// is the connection to its manager.
     pub(crate) fn read<C: BlockingSender>(
         self,
+        conn: &C,
         unit: &UnitReader<'_, C>,
         deadline: &Deadline,
     ) -> RunJournal {
         if self.lines == 0 {
             return RunJournal::NotRead;
         }
-        match unit.invocation_id() {
-            Ok(Some(id)) => reader::read(self.source, id, self.lines, deadline),
-            Ok(None) => RunJournal::Unavailable(JournalUnavailable::NoInvocationId),
+        let run = unit
+            .invocation_id()
+            .and_then(|id| Ok((id, unit.id_and_start()?)));
+        match run {
+            Ok((Some(invocation), (name, started_usec))) => {
+                if let Source::Local { root } = self.source {
+                    sync_journal(conn, root.as_deref().unwrap_or(Path::new("/")), deadline);
+                }
+                let run = Run {
+                    invocation,
+                    unit: &name,
+                    started_usec,
+                };
+                reader::read(self.source, run, self.lines, deadline)
+            }
+            Ok((None, _)) => RunJournal::Unavailable(JournalUnavailable::NoInvocationId),
             Err(_) if deadline.expired() => RunJournal::Unavailable(JournalUnavailable::TimedOut),
             Err(e) => RunJournal::Unavailable(JournalUnavailable::Failed(format!(
-                "cannot read the unit's InvocationID: {e}"
+                "cannot read the unit's InvocationID, Id or InactiveExitTimestamp: {e}"
             ))),
         }
     }
+}
+
+/// The longest wait for journald to have stored what it had received.
+const SYNC_LIMIT: Duration = Duration::from_secs(1);
+
+/// Asks journald to store everything it has received before we read, as `journalctl --sync`
+/// does (SIGRTMIN+1 to its main process, through the manager, then the mtime of
+/// `run/systemd/journal/synced` under `root`): journald takes in the input already waiting on
+/// its sockets before it handles the signal, so a service's last output, which reaches
+/// journald on a stream of its own, is stored by then even when journald is slow to accept
+/// that stream. Only the system manager's root callers may; for the others (and for a user
+/// manager, which has no journald unit) nothing happens here and the reader's own wait for
+/// the end of the run is all there is. (A remote host's script runs `journalctl --sync`
+/// itself.)
+fn sync_journal(conn: &impl BlockingSender, root: &Path, deadline: &Deadline) {
+    let synced = root.join("run/systemd/journal/synced");
+    let modified = || std::fs::metadata(&synced).and_then(|m| m.modified()).ok();
+    let before = modified();
+    let asked = SystemTime::now();
+    let limit = Deadline::after(SYNC_LIMIT.min(deadline.remaining()));
+    let signal = libc::SIGRTMIN() + 1;
+    if let Err(e) = kill_main_process(
+        conn,
+        "systemd-journald.service",
+        signal,
+        limit.call_timeout(),
+    ) {
+        log::debug!("journal: cannot ask journald to sync: {e}");
+        return;
+    }
+    while !limit.expired() {
+        match modified() {
+            Some(at) if Some(at) != before && at >= asked - Duration::from_millis(10) => {
+                log::debug!("journal: journald synced");
+                return;
+            }
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    log::debug!("journal: journald did not sync within {SYNC_LIMIT:?}");
 }

@@ -185,6 +185,21 @@ pub(crate) fn job_exists(
     }
 }
 
+/// Sends `signal` to the main process of `unit` (`KillUnit(unit, "main", signal)`).
+///
+/// # Errors
+/// What systemd answered: `NoSuchUnit`, a refusal for callers that may not, ...
+pub(crate) fn kill_main_process(
+    via: &impl BlockingSender,
+    unit: &str,
+    signal: i32,
+    timeout: Duration,
+) -> Result<(), BusError> {
+    let call = manager_call("KillUnit").append3(unit, "main", signal);
+    via.send_with_reply_and_block(call, timeout)?;
+    Ok(())
+}
+
 /// A queued job's `State` as its job object tells it: [`JobState::Running`] or
 /// [`JobState::Waiting`].
 ///

@@ -108,6 +108,16 @@ impl<'a, C: BlockingSender> UnitReader<'a, C> {
         Ok(InvocationId::from_bytes(&bytes))
     }
 
+    /// The unit's own name (`Id`: an alias given resolves to it) and when its current or last
+    /// run started (`InactiveExitTimestamp`, µs since the epoch, 0 for never).
+    pub(crate) fn id_and_start(&self) -> Result<(String, u64), BusError> {
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        Ok((
+            self.get(UNIT, "Id")?,
+            self.get(UNIT, "InactiveExitTimestamp")?,
+        ))
+    }
+
     /// A service's `StatusText` (what it reported with `sd_notify(STATUS=...)`); `None` for
     /// other unit types.
     pub(crate) fn status_text(&self) -> Result<Option<String>, BusError> {

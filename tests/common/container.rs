@@ -96,6 +96,23 @@ macro_rules! container {
     };
 }
 
+/// Runs each of the test functions (taking a [`Root`]) on every root, as tests of their own:
+/// `host::NAME` (this machine's systemd), `trixie::NAME` and `sid::NAME`.
+#[macro_export]
+macro_rules! on_every_root {
+    ($($test:ident),* $(,)?) => {
+        mod host {
+            $(#[test] fn $test() { super::$test($crate::common::container::Root::Host) })*
+        }
+        mod trixie {
+            $(#[test] fn $test() { super::$test($crate::common::container::Root::Debian("trixie")) })*
+        }
+        mod sid {
+            $(#[test] fn $test() { super::$test($crate::common::container::Root::Debian("sid")) })*
+        }
+    };
+}
+
 /// A running container with systemd as PID 1.
 pub struct Container {
     cgroups: Vec<PathBuf>,
@@ -333,6 +350,22 @@ pub struct OnTerminal {
 }
 
 impl Container {
+    /// A polkit rule that lets the user `name` manage units without asking (polkit reads new
+    /// rules files at once).
+    pub fn let_manage_units(&self, name: &str) {
+        let rules = format!("/proc/{}/root/etc/polkit-1/rules.d", self.pid1);
+        fs::create_dir_all(&rules).unwrap();
+        fs::write(
+            format!("{rules}/20-{name}-yes.rules"),
+            format!(
+                "polkit.addRule(function(action, subject) {{\n  if (action.id == \
+                 \"org.freedesktop.systemd1.manage-units\" && subject.user == \"{name}\") {{\n    \
+                 return polkit.Result.YES;\n  }}\n}});\n"
+            ),
+        )
+        .unwrap();
+    }
+
     /// Adds a user `name` (uid = gid = `uid`) with `password`, and a polkit rule that lets
     /// them manage units after typing their own password (`auth_self`). PAM's configuration
     /// is copied from the host: the container's `/etc` starts empty.

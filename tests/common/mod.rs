@@ -660,6 +660,16 @@ pub fn exit_and_output(out: &std::process::Output) -> (i32, String, String) {
     )
 }
 
+/// Runs `restart_blocking ARGS` on this machine, without `RUST_LOG`.
+pub fn run_example_with(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(example_binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run restart_blocking");
+    exit_and_output(&out)
+}
+
 impl Sandbox {
     /// Runs `restart_blocking ARGS` with this sandbox as the user manager.
     pub fn run_example(&self, args: &[&str]) -> (i32, String, String) {

@@ -48,6 +48,8 @@
 //!                                the router (replies by serial, signal handlers, the inbox of
 //!                                job results and systemd's owner), reconnecting, the pump
 //! transport/                     Bus, handshake (bus, private socket), remote (ssh)
+//! journal/                       a failed run's journal lines: values, the export decoder,
+//!                                the reader where the manager is
 //! proto/                         D-Bus names, typed calls, the authorization flag
 //! error, job, unit, unit_name,   values and errors; ffi: the only unsafe code
 //! deadline
@@ -62,6 +64,10 @@
 //! - **Progress:** [`Batch::on_progress`] and [`Manager::run_with_progress`] report what the
 //!   job's unit is doing while an operation waits ([`Progress`]: its state and the service's
 //!   own status text), from the waiting thread.
+//! - **Why it failed, in the service's own words:** the error of a failed run carries the last
+//!   lines that run wrote to the journal, matched by its invocation id, or why they could not
+//!   be read ([`RunJournal`], [`Error::run_journals`], [`ManagerBuilder::journal_lines`]),
+//!   read with `journalctl` where the manager is, after a failure only.
 //! - **Run to completion:** [`Manager::run_to_completion`] starts a unit and waits until it
 //!   has stopped again, as `systemctl start --wait` does, reporting its `Result`, its main
 //!   process's exit status and how long it ran ([`Completion`]).
@@ -126,7 +132,9 @@
 //!   drains in linear time;
 //! - invalid unit names are refused before any bus traffic;
 //! - with [`ManagerBuilder::allow_interactive_authorization`], exactly the calls that queue or
-//!   cancel jobs carry the flag, and each still gets its own reply.
+//!   cancel jobs carry the flag, and each still gets its own reply;
+//! - a failed run's journal lines are that run's only, never an earlier run's; where they
+//!   cannot be read the error says why; on success nothing is read (no call, no process).
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

@@ -353,14 +353,20 @@ impl Container {
     /// A polkit rule that lets the user `name` manage units without asking (polkit reads new
     /// rules files at once).
     pub fn let_manage_units(&self, name: &str) {
+        self.manage_units_rule(name, "YES");
+    }
+
+    /// A polkit rule (file `rules.d/10-NAME-RESULT.rules`) answering `result` (`YES`,
+    /// `AUTH_SELF`, ...) when the user `name` asks to manage units.
+    fn manage_units_rule(&self, name: &str, result: &str) {
         let rules = format!("/proc/{}/root/etc/polkit-1/rules.d", self.pid1);
         fs::create_dir_all(&rules).unwrap();
         fs::write(
-            format!("{rules}/20-{name}-yes.rules"),
+            format!("{rules}/10-{name}-{result}.rules"),
             format!(
                 "polkit.addRule(function(action, subject) {{\n  if (action.id == \
                  \"org.freedesktop.systemd1.manage-units\" && subject.user == \"{name}\") {{\n    \
-                 return polkit.Result.YES;\n  }}\n}});\n"
+                 return polkit.Result.{result};\n  }}\n}});\n"
             ),
         )
         .unwrap();
@@ -376,17 +382,7 @@ impl Container {
             .status()
             .unwrap();
         assert!(st.success(), "copying /etc/pam.d");
-        let rules = format!("{root}/etc/polkit-1/rules.d");
-        fs::create_dir_all(&rules).unwrap();
-        fs::write(
-            format!("{rules}/10-{name}.rules"),
-            format!(
-                "polkit.addRule(function(action, subject) {{\n  if (action.id == \
-                 \"org.freedesktop.systemd1.manage-units\" && subject.user == \"{name}\") {{\n    \
-                 return polkit.Result.AUTH_SELF;\n  }}\n}});\n"
-            ),
-        )
-        .unwrap();
+        self.manage_units_rule(name, "AUTH_SELF");
         let script = format!(
             "echo '{name}:x:{uid}:{uid}::/tmp:/bin/sh' >> /etc/passwd && \
              echo '{name}:x:{uid}:' >> /etc/group && echo '{name}:!:19000::::::' >> /etc/shadow && \

@@ -99,6 +99,7 @@ pub(crate) struct Run<'a> {
 /// The last `count` lines of `run`, read from `source` before `deadline`.
 pub(crate) fn read(source: &Source, run: Run<'_>, count: usize, deadline: &Deadline) -> RunJournal {
     let invocation = run.invocation;
+    let id = invocation.to_string();
     let settle = Deadline::after(SETTLE.min(deadline.remaining()));
     // The newest entry of the last read that had the end of the run.
     let mut newest_at_end: Option<Entry> = None;
@@ -108,12 +109,12 @@ pub(crate) fn read(source: &Source, run: Run<'_>, count: usize, deadline: &Deadl
             Ok(entries) => entries,
             Err(why) => return RunJournal::Unavailable(why),
         };
-        let id = invocation.to_string();
         entries.retain(|e| e.belongs_to(id.as_bytes(), run.unit.as_bytes()));
-        entries.truncate(count);
+        // Looked for among all that were read: the last `count` lines may all come after it.
         let ended = entries
             .iter()
             .any(|e| e.message_id().is_some_and(|id| END_OF_RUN.contains(&id)));
+        entries.truncate(count);
         let quiet = ended && newest_at_end.is_some() && newest_at_end.as_ref() == entries.first();
         if quiet || settle.expired() {
             if entries.is_empty() {
@@ -141,8 +142,7 @@ pub(crate) fn read(source: &Source, run: Run<'_>, count: usize, deadline: &Deadl
 ///
 /// It asks for the lines that carry the run's invocation id, and for the unit's lines since
 /// the run started (those of its processes whose id journald could not learn); the entries
-/// are then filtered by [`Entry::belongs_to`]. Twice `count` are read, to leave room for
-/// lines of a later run that the filter drops.
+/// are then filtered by [`Entry::belongs_to`]. [`entries_read`] are read.
 fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String {
     let invocation = run.invocation;
     let unit = shell_quote(run.unit);
@@ -150,7 +150,7 @@ fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String
         0 => String::new(),
         usec => format!("--since=@{}.{:06} ", usec / 1_000_000, usec % 1_000_000),
     };
-    let lines = count.saturating_mul(2);
+    let lines = entries_read(count);
     let sync = if sync {
         "[ \"$(id -u)\" = 0 ] && timeout 1 journalctl --sync >/dev/null 2>&1; "
     } else {
@@ -168,6 +168,12 @@ fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String
          + USER_INVOCATION_ID={invocation} + _SYSTEMD_UNIT={unit} + _SYSTEMD_USER_UNIT={unit}; done; exit 3",
         root_arg.unwrap_or_default()
     )
+}
+
+/// How many entries are read for `count` lines: room for lines of a later run, which the
+/// filter drops, and for the end-of-run line behind a service's late output.
+fn entries_read(count: usize) -> usize {
+    count.saturating_mul(2).saturating_add(10)
 }
 
 /// Runs the script once; the entries it printed, newest first.
@@ -195,7 +201,7 @@ fn run_once(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| JournalUnavailable::Failed(format!("cannot run {command:?}: {e}")))?;
-    let ran = Bounded::read(child, count.saturating_mul(2), deadline);
+    let ran = Bounded::read(child, entries_read(count), deadline);
     let said = String::from_utf8_lossy(&ran.stderr);
     let last_line =
         super::export::make_safe(said.trim().lines().last().unwrap_or("").as_bytes(), false);
@@ -360,7 +366,7 @@ mod tests {
         ] {
             assert!(s.contains(&format!("{field}={id}")), "{s}");
         }
-        assert!(s.contains("--reverse --lines=20"), "{s}");
+        assert!(s.contains("--reverse --lines=30"), "{s}");
     }
 
     #[test]

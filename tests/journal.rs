@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::container::{Container, Root};
 use systemd_jobs::{
-    Bus, Error, JobMode, JobResult, JournalUnavailable, MAX_MESSAGE_BYTES, Manager, RunJournal,
+    Bus, Error, JobMode, JobResult, JournalUnavailable, MAX_MESSAGE_BYTES, Manager, Remote,
+    RunJournal,
 };
 
 on_every_root!(
@@ -317,6 +318,100 @@ fn a_successful_restart_runs_and_opens_nothing(root: Root) {
     assert!(!journal_work(&trace).is_empty(), "{trace}");
 }
 
+/// Over ssh into the container (this machine's root, whose `/usr` has `sshd`): the remote
+/// host's journal, read there with the same ssh settings as the bus.
+#[test]
+fn over_ssh_the_lines_come_from_the_remote_journal() {
+    let c = container!(Root::Host);
+    c.install(&[("app.service", APP)]);
+    let inside = |p: &str| format!("/proc/{}/root{p}", c.pid1());
+    std::fs::write(inside("/run/app.conf"), "over-ssh:9").unwrap();
+    // sshd runs inside the container's namespaces, on 127.0.0.1 of the network they share.
+    let dir = "/run/sj-sshd";
+    std::fs::create_dir_all(inside(dir)).unwrap();
+    std::fs::create_dir_all(inside("/run/sshd")).unwrap();
+    for key in ["host_key", "client_key"] {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(inside(&format!("{dir}/{key}")))
+            .status()
+            .expect("ssh-keygen (install openssh-client)");
+        assert!(st.success());
+    }
+    std::fs::copy(
+        inside(&format!("{dir}/client_key.pub")),
+        inside(&format!("{dir}/authorized_keys")),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    std::fs::write(
+        inside(&format!("{dir}/sshd_config")),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nPidFile {dir}/sshd.pid\n"
+        ),
+    )
+    .unwrap();
+    let host_key = std::fs::read_to_string(inside(&format!("{dir}/host_key.pub"))).unwrap();
+    std::fs::write(
+        inside(&format!("{dir}/known_hosts")),
+        format!("[127.0.0.1]:{port} {host_key}"),
+    )
+    .unwrap();
+    let client = inside(dir);
+    std::fs::write(
+        inside(&format!("{dir}/ssh_config")),
+        format!(
+            "Host *\n  IdentityFile {client}/client_key\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {client}/known_hosts\n  StrictHostKeyChecking yes\n  \
+             LogLevel ERROR\n"
+        ),
+    )
+    .unwrap();
+    // sshd's privilege separation user, and root's account not locked (sshd refuses a key for
+    // a locked account; the container's /etc starts from systemd's factory).
+    let (code, _, err) = c.run(
+        None,
+        &[
+            "sh",
+            "-c",
+            "grep -q ^sshd: /etc/passwd || echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >> /etc/passwd; \
+             sed -i 's/^root:[^:]*:/root:*:/' /etc/shadow",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = c.run(
+        None,
+        &["/usr/sbin/sshd", "-f", &format!("{dir}/sshd_config")],
+    );
+    assert_eq!(code, 0, "sshd in the container: {err}");
+    common::eventually(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
+    });
+    let mut remote: Remote = format!("root@127.0.0.1:{port}").parse().unwrap();
+    remote = remote.ssh_arg("-F").ssh_arg(format!("{client}/ssh_config"));
+    let m = Manager::builder()
+        .bus(Bus::Remote(remote))
+        .connect_timeout(T)
+        .connect()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = m.restart("app.service", JobMode::Replace, T).unwrap_err();
+    let lines = messages(failed_journal(&e));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "app: unknown directive lissten in over-ssh:9"),
+        "{lines:?}"
+    );
+    // This machine has no journal of its own: the lines can only have come from the other side.
+    assert!(!this_machine_has_a_journal());
+}
+
 /// The user-manager harness has no journald: the typed reason, at once.
 #[test]
 fn without_journald_the_reason_says_so_at_once() {
@@ -330,7 +425,17 @@ fn without_journald_the_reason_says_so_at_once() {
         "{:?}",
         started.elapsed()
     );
-    let any_journal_file = ["/var/log/journal", "/run/log/journal"].iter().any(|d| {
+    let expected = if this_machine_has_a_journal() {
+        JournalUnavailable::NoLines
+    } else {
+        JournalUnavailable::NoJournal
+    };
+    assert_eq!(*failed_journal(&e), RunJournal::Unavailable(expected));
+}
+
+/// Whether this machine holds any journal file (`/var/log/journal/*/*`, `/run/log/journal/*/*`).
+fn this_machine_has_a_journal() -> bool {
+    ["/var/log/journal", "/run/log/journal"].iter().any(|d| {
         std::fs::read_dir(d)
             .into_iter()
             .flatten()
@@ -343,11 +448,5 @@ fn without_journald_the_reason_says_so_at_once() {
                     .next()
                     .is_some()
             })
-    });
-    let expected = if any_journal_file {
-        JournalUnavailable::NoLines
-    } else {
-        JournalUnavailable::NoJournal
-    };
-    assert_eq!(*failed_journal(&e), RunJournal::Unavailable(expected));
+    })
 }

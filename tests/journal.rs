@@ -412,6 +412,26 @@ fn over_ssh_the_lines_come_from_the_remote_journal() {
     assert!(!this_machine_has_a_journal());
 }
 
+/// A journal that stores nothing of the run (`Storage=none`): `NoLines`, not an empty list.
+#[test]
+fn a_journal_that_kept_nothing_of_the_run_says_so() {
+    let c = container!(Root::Host);
+    c.install(&[("app.service", APP)]);
+    std::fs::write(format!("/proc/{}/root/run/app.conf", c.pid1()), "x").unwrap();
+    let conf = format!("/proc/{}/root/etc/systemd/journald.conf.d", c.pid1());
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(format!("{conf}/none.conf"), "[Journal]\nStorage=none\n").unwrap();
+    let (code, _, err) = c.run(None, &["systemctl", "restart", "systemd-journald"]);
+    assert_eq!(code, 0, "{err}");
+    let e = manager_of(&c)
+        .restart("app.service", JobMode::Replace, T)
+        .unwrap_err();
+    assert_eq!(
+        *failed_journal(&e),
+        RunJournal::Unavailable(JournalUnavailable::NoLines)
+    );
+}
+
 /// The user-manager harness has no journald: the typed reason, at once.
 #[test]
 fn without_journald_the_reason_says_so_at_once() {

@@ -48,6 +48,10 @@ const RETRY: Duration = Duration::from_millis(50);
 /// the run's lines count as complete.
 const QUIET: Duration = Duration::from_millis(500);
 
+/// How long before the run's recorded start its processes' lines are looked for: a service's
+/// first output can reach journald before the manager records `InactiveExitTimestamp`.
+const EARLY_OUTPUT_USEC: u64 = 1_000_000;
+
 /// The most of `journalctl`'s standard error kept (its last bytes).
 const MAX_STDERR: usize = 4096;
 
@@ -146,7 +150,8 @@ pub(crate) fn read(source: &Source, run: Run<'_>, count: usize, deadline: &Deadl
 fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String {
     let invocation = run.invocation;
     let unit = shell_quote(run.unit);
-    let since = match run.started_usec {
+    // A process may write before the manager records that its unit left `inactive`.
+    let since = match run.started_usec.saturating_sub(EARLY_OUTPUT_USEC) {
         0 => String::new(),
         usec => format!("--since=@{}.{:06} ", usec / 1_000_000, usec % 1_000_000),
     };
@@ -349,7 +354,7 @@ mod tests {
         let s = script(Some(Path::new("/proc/1/root")), false, run, 10);
         assert!(!s.contains("--sync"), "{s}");
         assert!(script(None, true, run, 10).contains("journalctl --sync"));
-        assert!(s.contains("--since=@1796211143.000042 "), "{s}");
+        assert!(s.contains("--since=@1796211142.000042 "), "{s}");
         assert!(
             s.contains("+ _SYSTEMD_UNIT='a b.service' + _SYSTEMD_USER_UNIT='a b.service'"),
             "{s}"

@@ -197,8 +197,13 @@ impl FromStr for Remote {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        if host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("not a host name"));
+        if !ssh_accepts(host) {
+            return Err(bad("not a host name ssh accepts"));
+        }
+        if let Some(user) = &user
+            && !ssh_accepts(user)
+        {
+            return Err(bad("not a user name ssh accepts"));
         }
         let port = port
             .map(|p| p.parse::<u16>().ok().filter(|&p| p > 0))
@@ -229,6 +234,17 @@ impl fmt::Display for Remote {
         }
         f.write_str(" over ssh")
     }
+}
+
+/// Whether ssh takes `name` as a host or user name on its command line: not starting with
+/// `-` (it would be an option), and without whitespace, control characters or the shell
+/// metacharacters that ssh refuses there (``'`"$\;&<>|(){},``; `tests/remote_specs.rs` checks
+/// this against `ssh -G`).
+fn ssh_accepts(name: &str) -> bool {
+    !name.starts_with('-')
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "'`\"$\\;&<>|(){},".contains(c))
 }
 
 /// `ssh` as found on `PATH` (libdbus runs the program of a `unixexec:` address as given).
@@ -284,6 +300,11 @@ mod tests {
             "[::1",
             "-oProxyCommand=x",
             "a b",
+            "a;b",
+            "$(id)",
+            "x,y",
+            "-me@host",
+            "me'@host",
         ] {
             assert!(bad.parse::<Remote>().is_err(), "{bad:?}");
         }

@@ -4,9 +4,9 @@
 //!
 //! Why a subprocess: `journalctl` is on every machine with journald, reads every journal file
 //! format its systemd writes (this machine's 252 reads 257's and 262's files), runs the same
-//! way over ssh, and needs nothing at build time; `sd-journal` loaded at run time would be
-//! faster by a few milliseconds but reads only this machine's files, and would bring a large
-//! C API into the crate's one unsafe file. It runs only after a failure.
+//! way over ssh, and needs nothing at build time; `sd-journal` loaded at run time would save
+//! the process but reads only this machine's files, and would bring a large C API into the
+//! crate's one unsafe file. It runs only after a failure.
 //!
 //! The command is a short POSIX shell script, the same locally and remotely: it exits 127
 //! when there is no `journalctl`, 3 when there is no journal file at all (no journald ever

@@ -1,11 +1,10 @@
 //! The façade: [`Manager`], a thin handle over one session and its options, and
 //! [`ManagerBuilder`], which sets them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dbus::blocking::Connection;
-
-use std::path::PathBuf;
 
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
@@ -234,10 +233,7 @@ impl ManagerBuilder {
     /// if the peer does not answer in time.
     pub fn connect(self) -> Result<Manager> {
         let deadline = Deadline::after(self.options.connect_timeout);
-        let journal = match &self.bus {
-            Bus::Remote(remote) => Source::Remote(remote.clone()),
-            bus => Source::for_address(&bus.address().unwrap_or_default()),
-        };
+        let journal = Source::choose(self.options.journal_root.as_deref(), Some(&self.bus));
         let session = Session::connect(self.bus, &deadline, timing(&self.options))?;
         Ok(Manager {
             cx: Context::new(session, self.options, journal),
@@ -250,8 +246,9 @@ impl ManagerBuilder {
     /// private socket is reset. Get the connection back with [`Manager::into_connection`].
     pub fn wrap(self, conn: Connection, direct: bool) -> Manager {
         let session = Session::wrap(conn, direct, timing(&self.options));
+        let journal = Source::choose(self.options.journal_root.as_deref(), None);
         Manager {
-            cx: Context::new(session, self.options, Source::Local { root: None }),
+            cx: Context::new(session, self.options, journal),
         }
     }
 }

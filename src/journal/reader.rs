@@ -25,6 +25,7 @@ use super::export::{Decoder, Entry, OUTPUT_FIELDS};
 use super::{InvocationId, JournalUnavailable, RunJournal};
 use crate::deadline::Deadline;
 use crate::ffi;
+use crate::transport::Bus;
 use crate::transport::remote::{Remote, shell_quote, ssh_program};
 
 /// The manager's message that a unit's run ended in failure (`SD_MESSAGE_UNIT_FAILURE_RESULT`,
@@ -66,9 +67,22 @@ pub(crate) enum Source {
 }
 
 impl Source {
+    /// Where the journal of the manager on `bus` is (`None`: a connection the caller made,
+    /// read as this machine's), unless `root` says where it is on this machine.
+    pub(crate) fn choose(root: Option<&Path>, bus: Option<&Bus>) -> Source {
+        match (root, bus) {
+            (Some(root), _) => Source::Local {
+                root: Some(root.to_path_buf()),
+            },
+            (None, Some(Bus::Remote(remote))) => Source::Remote(remote.clone()),
+            (None, Some(bus)) => Source::for_address(&bus.address().unwrap_or_default()),
+            (None, None) => Source::Local { root: None },
+        }
+    }
+
     /// The journal of the manager at `address` (a D-Bus address): under `/proc/PID/root`
     /// when its socket is reached through there, else this machine's.
-    pub(crate) fn for_address(address: &str) -> Source {
+    fn for_address(address: &str) -> Source {
         let root = address
             .split(';')
             .flat_map(|a| a.split(','))

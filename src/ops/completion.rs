@@ -195,7 +195,7 @@ fn ended(follow: &Follow<'_>, start: JobOutcome, deadline: &Deadline) -> Result<
             reason: Box::new(FailureReason {
                 result,
                 main_process,
-                journal: follow.cx.journal_wanted().read(&caller, &reader, deadline),
+                journal: follow.cx.journal_wanted().read(&reader, deadline),
             }),
             ran_for,
         });

@@ -55,16 +55,7 @@ pub(crate) fn explain(
         if !cx.read_reasons {
             return None;
         }
-        let reader = UnitReader::open(conn, unit, cx.deadline.call_timeout())
-            .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
-            .ok()?;
-        let mut reason = reader
-            .failure_reason()
-            .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
-            .ok()
-            .flatten()?;
-        reason.journal = cx.journal.read(conn, &reader, cx.deadline);
-        Some(reason)
+        cx.journal.failure_reason(conn, unit, cx.deadline)
     };
     // Jobs whose own result says they failed (not merely because of another one).
     let from_results: Vec<FailedDependency> = cx

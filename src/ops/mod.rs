@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use crate::journal::DEFAULT_JOURNAL_LINES;
 use crate::journal::reader::Source;
-
 use crate::session::Session;
 use crate::session::caller::Caller;
 
@@ -81,12 +80,7 @@ pub(crate) struct Context {
 impl Context {
     pub(crate) fn new(session: Session, options: Options, journal: Source) -> Self {
         Context {
-            journal: match &options.journal_root {
-                Some(root) => Source::Local {
-                    root: Some(root.clone()),
-                },
-                None => journal,
-            },
+            journal,
             enqueue_unit_job: Cell::new(!options.per_verb_methods),
             enqueue_unit_job_many: Cell::new(!options.per_verb_methods),
             session,

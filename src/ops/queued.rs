@@ -266,17 +266,9 @@ impl<'m> QueuedJob<'m> {
     }
 
     fn failure_reason(&self, deadline: &Deadline) -> Option<FailureReason> {
-        let caller = self.cx.caller();
-        let unit = UnitReader::open(&caller, &self.unit, deadline.call_timeout())
-            .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
-            .ok()?;
-        let mut reason = unit
-            .failure_reason()
-            .inspect_err(|e| log::debug!("{}: could not read why it failed: {e}", self.unit))
-            .ok()
-            .flatten()?;
-        reason.journal = self.cx.journal_wanted().read(&caller, &unit, deadline);
-        Some(reason)
+        self.cx
+            .journal_wanted()
+            .failure_reason(&self.cx.caller(), &self.unit, deadline)
     }
 
     fn failed_dependencies(&self, deadline: &Deadline) -> Vec<FailedDependency> {
@@ -320,7 +312,7 @@ impl<'m> QueuedJob<'m> {
                 verb: self.verb,
                 job: job.clone(),
                 state,
-                journal: Box::new(self.cx.journal_wanted().read(&caller, &unit, deadline)),
+                journal: Box::new(self.cx.journal_wanted().read(&unit, deadline)),
             })
         }
     }

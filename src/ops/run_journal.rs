@@ -12,6 +12,7 @@ use crate::journal::reader::{self, Run, Source};
 use crate::journal::{JournalUnavailable, RunJournal};
 use crate::proto::calls::kill_main_process;
 use crate::proto::unit_reader::UnitReader;
+use crate::unit::FailureReason;
 
 /// Where and how many lines to read; `lines` 0 reads nothing.
 #[derive(Debug, Clone, Copy)]
@@ -21,11 +22,30 @@ pub(crate) struct Wanted<'a> {
 }
 
 impl Wanted<'_> {
-    /// The last lines of the run the unit behind `unit` last had, within `deadline`; `conn`
-    /// is the connection to its manager.
+    /// Why `unit` failed (its `Result`, a service's main process) with its failed run's
+    /// lines, read through `conn` within `deadline`; `None` if it cannot be read or the unit
+    /// type has no `Result`.
+    pub(crate) fn failure_reason(
+        self,
+        conn: &impl BlockingSender,
+        unit: &str,
+        deadline: &Deadline,
+    ) -> Option<FailureReason> {
+        let reader = UnitReader::open(conn, unit, deadline.call_timeout())
+            .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
+            .ok()?;
+        let mut reason = reader
+            .failure_reason()
+            .inspect_err(|e| log::debug!("{unit}: could not read why it failed: {e}"))
+            .ok()
+            .flatten()?;
+        reason.journal = self.read(&reader, deadline);
+        Some(reason)
+    }
+
+    /// The last lines of the run the unit behind `unit` last had, within `deadline`.
     pub(crate) fn read<C: BlockingSender>(
         self,
-        conn: &C,
         unit: &UnitReader<'_, C>,
         deadline: &Deadline,
     ) -> RunJournal {
@@ -38,7 +58,8 @@ impl Wanted<'_> {
         match run {
             Ok((Some(invocation), (name, started_usec))) => {
                 if let Source::Local { root } = self.source {
-                    sync_journal(conn, root.as_deref().unwrap_or(Path::new("/")), deadline);
+                    let root = root.as_deref().unwrap_or(Path::new("/"));
+                    sync_journal(unit.sender(), root, deadline);
                 }
                 let run = Run {
                     invocation,

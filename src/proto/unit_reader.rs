@@ -55,6 +55,11 @@ impl<'a, C: BlockingSender> UnitReader<'a, C> {
         })
     }
 
+    /// The connection the unit is read through.
+    pub(crate) fn sender(&self) -> &'a C {
+        self.proxy.connection
+    }
+
     fn get<T: for<'b> Get<'b> + 'static>(&self, iface: &str, name: &str) -> Result<T, BusError> {
         Ok(self.proxy.get(iface, name)?)
     }

@@ -17,6 +17,7 @@ use systemd_jobs::{
 
 on_every_root!(
     a_failed_restart_carries_its_own_lines_and_never_an_earlier_run_s,
+    an_earlier_run_s_line_stored_without_its_id_stays_out,
     runs_to_completion_dependencies_and_active_checks_carry_their_lines,
     huge_lines_and_escape_sequences_are_cut_and_made_safe,
     a_caller_without_journal_access_is_told_so,
@@ -139,6 +140,95 @@ fn a_failed_restart_carries_its_own_lines_and_never_an_earlier_run_s(root: Root)
         .unwrap();
     let e = few.restart("app.service", JobMode::Replace, T).unwrap_err();
     assert_eq!(failed_journal(&e).lines().len(), 1);
+}
+
+/// journald stopped (SIGSTOP) until a run's only process has exited: journald then reads its
+/// line with no process left to learn the run from and stores it with the unit but without
+/// an invocation id, as it does under load. The next run's lines never include it.
+fn an_earlier_run_s_line_stored_without_its_id_stays_out(root: Root) {
+    let c = container!(root);
+    c.install(&[("app.service", APP)]);
+    let conf = format!("/proc/{}/root/run/app.conf", c.pid1());
+    let journald = c.unit_property("systemd-journald.service", "MainPID");
+    let signal = |s: &str| {
+        let (code, _, err) = c.run(None, &["kill", s, &journald]);
+        assert_eq!(code, 0, "kill {s} {journald}: {err}");
+    };
+    let quiet = Manager::builder()
+        .bus(Bus::Address(c.bus_address()))
+        .journal_lines(0)
+        .connect()
+        .unwrap();
+    std::fs::write(&conf, "run-one:7").unwrap();
+    signal("-STOP");
+    let first = quiet.restart("app.service", JobMode::Replace, T);
+    signal("-CONT");
+    assert!(matches!(first, Err(Error::JobFailed { .. })), "{first:?}");
+    // The condition itself: run one's line is stored, and without an id.
+    assert_stored_without_an_id(&c, "app: unknown directive lissten in run-one:7");
+
+    std::fs::write(&conf, "run-two:8").unwrap();
+    let e = manager_of(&c)
+        .restart("app.service", JobMode::Replace, T)
+        .unwrap_err();
+    let second = messages(failed_journal(&e));
+    assert!(second.iter().any(|l| l.contains("run-two:8")), "{second:?}");
+    assert!(!second.iter().any(|l| l.contains("run-one")), "{second:?}");
+
+    // A run's own line stored without an id is its: journald resumes while it is read.
+    std::fs::write(&conf, "run-three:9").unwrap();
+    signal("-STOP");
+    let resume = {
+        let journald = journald.clone();
+        let pid1 = c.pid1();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            let status = Command::new("nsenter")
+                .args([
+                    "-t",
+                    &pid1.to_string(),
+                    "-p",
+                    "-m",
+                    "kill",
+                    "-CONT",
+                    &journald,
+                ])
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "resume journald");
+        })
+    };
+    let e = manager_of(&c)
+        .restart("app.service", JobMode::Replace, T)
+        .unwrap_err();
+    resume.join().unwrap();
+    let third = messages(failed_journal(&e));
+    assert!(
+        third
+            .iter()
+            .any(|l| l == "app: unknown directive lissten in run-three:9"),
+        "{third:?}"
+    );
+    assert!(!third.iter().any(|l| l.contains("run-two")), "{third:?}");
+    assert_stored_without_an_id(&c, "app: unknown directive lissten in run-three:9");
+}
+
+/// Waits until app.service's line `message` is in the container's journal and checks it was
+/// stored without an invocation id.
+fn assert_stored_without_an_id(c: &Container, message: &str) {
+    let field = format!("MESSAGE={message}");
+    let since = Instant::now();
+    let entry = loop {
+        let (_, out, _) = c.run(
+            None,
+            &["journalctl", "-o", "export", "_SYSTEMD_UNIT=app.service"],
+        );
+        if let Some(e) = out.split("\n\n").find(|e| e.lines().any(|l| l == field)) {
+            break e.to_owned();
+        }
+        assert!(since.elapsed() < T, "{message:?} never stored: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!entry.contains("INVOCATION_ID="), "{entry}");
 }
 
 fn runs_to_completion_dependencies_and_active_checks_carry_their_lines(root: Root) {

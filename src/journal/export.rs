@@ -31,6 +31,8 @@ enum Field {
     UserManagerInvocation,
     Unit,
     UserUnit,
+    ManagerUnit,
+    UserManagerUnit,
 }
 
 impl Field {
@@ -49,17 +51,38 @@ impl Field {
             b"USER_INVOCATION_ID" => Field::UserManagerInvocation,
             b"_SYSTEMD_UNIT" => Field::Unit,
             b"_SYSTEMD_USER_UNIT" => Field::UserUnit,
+            b"UNIT" => Field::ManagerUnit,
+            b"USER_UNIT" => Field::UserManagerUnit,
             _ => return None,
         })
     }
 
-    const ALL: usize = 13;
+    const ALL: usize = 15;
 }
 
 /// The export fields [`Decoder`] reads, for `journalctl --output-fields=` (the `__` fields
 /// are always written).
 pub(crate) const OUTPUT_FIELDS: &str = "MESSAGE,MESSAGE_ID,PRIORITY,SYSLOG_IDENTIFIER,_COMM,_PID,\
-    SYSLOG_PID,_SYSTEMD_INVOCATION_ID,INVOCATION_ID,USER_INVOCATION_ID,_SYSTEMD_UNIT,_SYSTEMD_USER_UNIT";
+    SYSLOG_PID,_SYSTEMD_INVOCATION_ID,INVOCATION_ID,USER_INVOCATION_ID,_SYSTEMD_UNIT,_SYSTEMD_USER_UNIT,UNIT,USER_UNIT";
+
+/// Which run of a unit a journal entry is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Whose {
+    /// It carries the run's invocation id (`_SYSTEMD_INVOCATION_ID` from its processes,
+    /// `INVOCATION_ID` or `USER_INVOCATION_ID` from the manager).
+    ThisRun,
+    /// It is the unit's, from its processes or from the manager about it, with another
+    /// invocation id: another run's.
+    OtherRun,
+    /// Written by the unit's processes (`_SYSTEMD_UNIT`), with no invocation id at all.
+    /// journald learns a process's id from its cgroup: a process that has exited by the time
+    /// journald reads its output has its lines stored with the unit, from the stream, but
+    /// without the id. Which run such a line is of shows only by where it lies among the
+    /// others.
+    UnitWithoutRun,
+    /// Neither: another unit's, or about the unit from someone else.
+    Unrelated,
+}
 
 /// One entry: the first value of each field read, at most [`MAX_MESSAGE_BYTES`] of it, and
 /// the value's whole length.
@@ -84,22 +107,25 @@ impl Entry {
         self.get(Field::MessageId)
     }
 
-    /// Whether the entry belongs to the run `invocation` (32 hex digits) of `unit`: it carries
-    /// that invocation id, or it carries none at all and was written by `unit`'s processes.
-    /// (journald learns a process's invocation id from its cgroup, and a process that has
-    /// exited and whose cgroup is gone by the time journald reads its output has its lines
-    /// stored with the unit, from the stream, but without the id.)
-    pub(crate) fn belongs_to(&self, invocation: &[u8], unit: &[u8]) -> bool {
-        let ids = [
-            Field::StreamInvocation,
-            Field::ManagerInvocation,
-            Field::UserManagerInvocation,
-        ];
-        if ids.iter().any(|&f| self.get(f) == Some(invocation)) {
-            return true;
+    /// Which run of `unit` the entry is of, given the run `invocation` (32 hex digits) that is
+    /// looked for.
+    pub(crate) fn whose(&self, invocation: &[u8], unit: &[u8]) -> Whose {
+        let of_unit = |a, b| self.get(a) == Some(unit) || self.get(b) == Some(unit);
+        let by_processes = of_unit(Field::Unit, Field::UserUnit);
+        let by_manager = of_unit(Field::ManagerUnit, Field::UserManagerUnit);
+        let stream = self.get(Field::StreamInvocation);
+        let manager = [Field::ManagerInvocation, Field::UserManagerInvocation].map(|f| self.get(f));
+        if stream == Some(invocation) || manager.contains(&Some(invocation)) {
+            return Whose::ThisRun;
         }
-        ids.iter().all(|&f| self.get(f).is_none())
-            && (self.get(Field::Unit) == Some(unit) || self.get(Field::UserUnit) == Some(unit))
+        let other = |id: Option<&[u8]>| id.is_some_and(|id| id != invocation);
+        if (by_processes && other(stream)) || (by_manager && manager.into_iter().any(other)) {
+            return Whose::OtherRun;
+        }
+        if by_processes && stream.is_none() && manager == [None, None] {
+            return Whose::UnitWithoutRun;
+        }
+        Whose::Unrelated
     }
 
     /// The entry as a line safe to print.

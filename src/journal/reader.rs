@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::export::{Decoder, Entry, OUTPUT_FIELDS};
+use super::export::{Decoder, Entry, OUTPUT_FIELDS, Whose};
 use super::{InvocationId, JournalUnavailable, RunJournal};
 use crate::deadline::Deadline;
 use crate::ffi;
@@ -123,11 +123,11 @@ pub(crate) fn read(source: &Source, run: Run<'_>, count: usize, deadline: &Deadl
     let mut newest_at_end: Option<Entry> = None;
     loop {
         let read = run_once(source, run, count, deadline);
-        let mut entries = match read {
+        let entries = match read {
             Ok(entries) => entries,
             Err(why) => return RunJournal::Unavailable(why),
         };
-        entries.retain(|e| e.belongs_to(id.as_bytes(), run.unit.as_bytes()));
+        let mut entries = of_run(entries, id.as_bytes(), run.unit.as_bytes());
         // Looked for among all that were read: the last `count` lines may all come after it.
         let ended = entries
             .iter()
@@ -159,8 +159,9 @@ pub(crate) fn read(source: &Source, run: Run<'_>, count: usize, deadline: &Deadl
 /// only), as a remote host's script does: see `ops::run_journal` for why.
 ///
 /// It asks for the lines that carry the run's invocation id, and for the unit's lines since
-/// the run started (those of its processes whose id journald could not learn); the entries
-/// are then filtered by [`Entry::belongs_to`]. [`entries_read`] are read.
+/// the run started: its processes' (some without an id: see [`Whose::UnitWithoutRun`]) and
+/// the manager's about it (other runs' among them, which tell where this run begins and
+/// ends); [`of_run`] then keeps the run's. [`entries_read`] are read.
 fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String {
     let invocation = run.invocation;
     let unit = shell_quote(run.unit);
@@ -184,9 +185,40 @@ fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String
          for f in {prefix}/var/log/journal/*/*.journal* {prefix}/run/log/journal/*/*.journal*; do \
          [ -e \"$f\" ] && exec journalctl {} --no-pager --output=export --output-fields={OUTPUT_FIELDS} \
          --reverse --lines={lines} {since}_SYSTEMD_INVOCATION_ID={invocation} + INVOCATION_ID={invocation} \
-         + USER_INVOCATION_ID={invocation} + _SYSTEMD_UNIT={unit} + _SYSTEMD_USER_UNIT={unit}; done; exit 3",
+         + USER_INVOCATION_ID={invocation} + _SYSTEMD_UNIT={unit} + _SYSTEMD_USER_UNIT={unit} \
+         + UNIT={unit} + USER_UNIT={unit}; done; exit 3",
         root_arg.unwrap_or_default()
     )
+}
+
+/// The entries (newest first) of the run `invocation` of `unit`: those that carry its id, and
+/// those of the unit's processes that carry no id and lie between the other runs' entries
+/// nearest to it, newer and older: a line of the run before, stored without an id, comes
+/// before that run's end, which the manager logs with that run's id. Without an entry that
+/// carries the run's id, nothing tells where the run lies, and none is kept.
+fn of_run(entries: Vec<Entry>, invocation: &[u8], unit: &[u8]) -> Vec<Entry> {
+    let whose: Vec<Whose> = entries.iter().map(|e| e.whose(invocation, unit)).collect();
+    let (Some(newest), Some(oldest)) = (
+        whose.iter().position(|&w| w == Whose::ThisRun),
+        whose.iter().rposition(|&w| w == Whose::ThisRun),
+    ) else {
+        return Vec::new();
+    };
+    let other = |w: &Whose| *w == Whose::OtherRun;
+    let from = whose[..newest].iter().rposition(other).map_or(0, |i| i + 1);
+    let to = whose[oldest..]
+        .iter()
+        .position(other)
+        .map_or(whose.len(), |i| oldest + i);
+    entries
+        .into_iter()
+        .zip(whose)
+        .enumerate()
+        .filter(|(i, (_, w))| {
+            *w == Whose::ThisRun || (*w == Whose::UnitWithoutRun && (from..to).contains(i))
+        })
+        .map(|(_, (e, _))| e)
+        .collect()
 }
 
 /// How many entries are read for `count` lines: room for lines of a later run, which the
@@ -333,6 +365,55 @@ impl Bounded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RUN: &str = "0123456789abcdef0123456789abcdef";
+    const BEFORE: &str = "ffffffffffffffffffffffffffffffff";
+
+    /// Entries, newest first, from `FIELD=value` lines; the message is the entry's index.
+    fn entries(fields: &[&str]) -> Vec<Entry> {
+        let mut export = String::new();
+        for (i, f) in fields.iter().enumerate() {
+            export.push_str(&format!("MESSAGE={i}\n{f}\n\n"));
+        }
+        let mut d = Decoder::new(100);
+        d.feed(export.as_bytes());
+        d.finish()
+    }
+
+    fn kept(fields: &[&str]) -> Vec<String> {
+        of_run(entries(fields), RUN.as_bytes(), b"app.service")
+            .into_iter()
+            .map(|e| e.into_line().message)
+            .collect()
+    }
+
+    #[test]
+    fn lines_without_an_id_are_the_run_s_only_between_other_runs() {
+        let unit = "_SYSTEMD_UNIT=app.service";
+        let this_manager = format!("UNIT=app.service\nINVOCATION_ID={RUN}");
+        let this_process = format!("{unit}\n_SYSTEMD_INVOCATION_ID={RUN}");
+        let before_end = format!("UNIT=app.service\nINVOCATION_ID={BEFORE}");
+        let later_start =
+            "USER_UNIT=app.service\nUSER_INVOCATION_ID=eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+        let fields = [
+            unit,                          // 0: a later run's, after its start
+            later_start,                   // 1: a later run's start
+            unit,                          // 2: this run's, after its end
+            this_manager.as_str(),         // 3: this run's end
+            unit,                          // 4
+            this_process.as_str(),         // 5
+            unit,                          // 6: this run's, before its id'd lines
+            before_end.as_str(),           // 7: the run before ends
+            unit,                          // 8: the run before's line without an id
+            "_SYSTEMD_UNIT=other.service", // 9
+        ];
+        assert_eq!(kept(&fields), ["2", "3", "4", "5", "6"]);
+        // A line about the unit from a program of another unit marks no run's end.
+        let someone = "UNIT=app.service\n_SYSTEMD_UNIT=cron.service\n_SYSTEMD_INVOCATION_ID=dddddddddddddddddddddddddddddddd";
+        assert_eq!(kept(&[this_manager.as_str(), someone, unit]), ["0", "2"]);
+        // Without a line of the run's own, nothing places the lines without an id.
+        assert!(kept(&[unit, before_end.as_str(), unit]).is_empty());
+    }
 
     #[test]
     fn a_socket_under_proc_pid_root_means_that_root_s_journal() {

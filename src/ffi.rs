@@ -1,6 +1,7 @@
-//! All of the crate's `unsafe` code: three calls into C that neither `dbus` nor `std` offers.
+//! All of the crate's `unsafe` code: calls into C that neither `dbus` nor `std` offers.
 //! Every block carries a `SAFETY` comment (enforced by `clippy::undocumented_unsafe_blocks`).
 
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::os::fd::RawFd;
 
 use dbus::channel::Channel;
@@ -74,6 +75,84 @@ pub(crate) fn set_unique_name(channel: &Channel, name: &str) -> bool {
     ok && channel.unique_name() == Some(name)
 }
 
+unsafe extern "C" {
+    fn dbus_address_escape_value(value: *const c_char) -> *mut c_char;
+    fn dbus_free(memory: *mut c_void);
+    fn dbus_parse_address(
+        address: *const c_char,
+        entries: *mut *mut *mut c_void,
+        len: *mut c_int,
+        error: *mut c_void,
+    ) -> u32;
+    fn dbus_address_entry_get_method(entry: *mut c_void) -> *const c_char;
+    fn dbus_address_entry_get_value(entry: *mut c_void, key: *const c_char) -> *const c_char;
+    fn dbus_address_entries_free(entries: *mut *mut c_void);
+}
+
+/// `value` escaped for a D-Bus address by libdbus itself (`dbus_address_escape_value`): the
+/// value that libdbus's parser gives back exactly. A NUL byte, which no C string holds, is
+/// written as `%00`, where libdbus's reader ends the value, as `execve` would.
+pub(crate) fn escape_address_value(value: &str) -> String {
+    value
+        .split('\0')
+        .map(|piece| {
+            let c_piece = CString::new(piece).expect("split at every NUL");
+            // SAFETY: `c_piece` is a valid NUL-terminated string for the whole call. The
+            // result is NULL (out of memory) or a NUL-terminated string libdbus allocated,
+            // copied here and then released with libdbus's own `dbus_free`, once.
+            unsafe {
+                let escaped = dbus_address_escape_value(c_piece.as_ptr());
+                if escaped.is_null() {
+                    std::alloc::handle_alloc_error(std::alloc::Layout::new::<u8>());
+                }
+                let out = CStr::from_ptr(escaped).to_string_lossy().into_owned();
+                dbus_free(escaped.cast());
+                out
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("%00")
+}
+
+/// The `key` values of the entries of `address` whose transport is `method`, unescaped, as
+/// libdbus's own parser reads them (`dbus_parse_address`); none for an address it refuses.
+pub(crate) fn address_values(address: &str, method: &str, key: &str) -> Vec<String> {
+    let (Ok(c_address), Ok(c_key)) = (CString::new(address), CString::new(key)) else {
+        return Vec::new();
+    };
+    let mut entries: *mut *mut c_void = std::ptr::null_mut();
+    let mut len: c_int = 0;
+    let mut values = Vec::new();
+    // SAFETY: every pointer passed is valid for its call; a NULL `DBusError` is allowed.
+    // On success libdbus fills `entries` with `len` valid entry pointers, which are read
+    // (method and values are strings the entries own, copied before the entries are freed)
+    // and then freed once with libdbus's own function.
+    unsafe {
+        if dbus_parse_address(
+            c_address.as_ptr(),
+            &mut entries,
+            &mut len,
+            std::ptr::null_mut(),
+        ) == 0
+        {
+            return values;
+        }
+        for i in 0..usize::try_from(len).unwrap_or(0) {
+            let entry = *entries.add(i);
+            let m = dbus_address_entry_get_method(entry);
+            if m.is_null() || CStr::from_ptr(m).to_bytes() != method.as_bytes() {
+                continue;
+            }
+            let v = dbus_address_entry_get_value(entry, c_key.as_ptr());
+            if !v.is_null() {
+                values.push(CStr::from_ptr(v).to_string_lossy().into_owned());
+            }
+        }
+        dbus_address_entries_free(entries);
+    }
+    values
+}
+
 /// The address in `ConnHandle(0x…` of a `Channel`'s `Debug` output.
 fn connection_pointer(debug: &str) -> Option<*mut u8> {
     let hex = debug.split("ConnHandle(0x").nth(1)?;
@@ -115,6 +194,24 @@ mod tests {
         assert_eq!(connection_pointer("ConnHandle(0x0, true)"), None);
         assert_eq!(connection_pointer("Channel { .. }"), None);
         assert_eq!(connection_pointer("ConnHandle(0xzz)"), None);
+    }
+
+    #[test]
+    fn address_values_round_trip_through_libdbus() {
+        for value in ["/run/x y/bus", "a,b;c=d%e", "é\\*"] {
+            let escaped = escape_address_value(value);
+            let address = format!("tcp:host=h;unix:guid=0,path={escaped};unix:abstract=z");
+            assert_eq!(
+                address_values(&address, "unix", "path"),
+                [value],
+                "{address}"
+            );
+        }
+        assert_eq!(escape_address_value("a\0b"), "a%00b");
+        // libdbus refuses a bad escape and an empty value, so nothing is read from them.
+        assert!(address_values("unix:path=%zz", "unix", "path").is_empty());
+        assert!(address_values("unix:path=", "unix", "path").is_empty());
+        assert!(address_values("no colon", "unix", "path").is_empty());
     }
 
     #[test]

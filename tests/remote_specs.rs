@@ -5,144 +5,74 @@
 //! spec before `--`. Seeded: `SYSTEMD_JOBS_SEED=N` reproduces a run (the seed is printed);
 //! CI uses the fixed default.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+mod common;
+
 use std::process::Command;
 
+use common::differential::{Rng, libdbus_parse};
 use systemd_jobs::Remote;
 
 const CASES: usize = 3000;
-const DEFAULT_SEED: u64 = 0x5eed_2026;
-
-/// libdbus's `DBusError`, as its header lays it out.
-#[repr(C)]
-struct DBusError {
-    name: *const c_char,
-    message: *const c_char,
-    dummy: u32,
-    padding: *mut c_void,
-}
-
-unsafe extern "C" {
-    fn dbus_error_init(error: *mut DBusError);
-    fn dbus_error_free(error: *mut DBusError);
-    fn dbus_parse_address(
-        address: *const c_char,
-        entries: *mut *mut *mut c_void,
-        len: *mut c_int,
-        error: *mut DBusError,
-    ) -> u32;
-    fn dbus_address_entry_get_method(entry: *mut c_void) -> *const c_char;
-    fn dbus_address_entry_get_value(entry: *mut c_void, key: *const c_char) -> *const c_char;
-    fn dbus_address_entries_free(entries: *mut *mut c_void);
-}
 
 /// The program and argument vector libdbus reads from a one-entry `unixexec:` address.
 fn libdbus_argv(address: &str) -> Result<(String, Vec<String>), String> {
-    let c_address = CString::new(address).map_err(|e| e.to_string())?;
-    let mut entries: *mut *mut c_void = std::ptr::null_mut();
-    let mut len: c_int = 0;
-    let mut error = DBusError {
-        name: std::ptr::null(),
-        message: std::ptr::null(),
-        dummy: 0,
-        padding: std::ptr::null_mut(),
-    };
-    // SAFETY: every pointer is valid for the call; libdbus fills `entries` and `len` on
-    // success and `error` on failure, and each is freed below with libdbus's own functions.
-    unsafe {
-        dbus_error_init(&mut error);
-        if dbus_parse_address(c_address.as_ptr(), &mut entries, &mut len, &mut error) == 0 {
-            let said = CStr::from_ptr(error.message).to_string_lossy().into_owned();
-            dbus_error_free(&mut error);
-            return Err(said);
-        }
-        let read = |key: &str| {
-            let key = CString::new(key).unwrap();
-            let value = dbus_address_entry_get_value(*entries, key.as_ptr());
-            (!value.is_null()).then(|| CStr::from_ptr(value).to_string_lossy().into_owned())
-        };
-        let method = CStr::from_ptr(dbus_address_entry_get_method(*entries))
-            .to_string_lossy()
-            .into_owned();
-        let path = read("path");
-        let mut argv = Vec::new();
-        let mut i = 1;
-        while let Some(arg) = read(&format!("argv{i}")) {
-            argv.push(arg);
-            i += 1;
-        }
-        dbus_address_entries_free(entries);
-        if len != 1 || method != "unixexec" {
-            return Err(format!("{len} entries, method {method}"));
-        }
-        Ok((path.ok_or("no path")?, argv))
+    let mut entries = libdbus_parse(address, &["path"])?;
+    match entries.as_mut_slice() {
+        [e] if e.method == "unixexec" => Ok((
+            e.values.remove("path").ok_or("no path")?,
+            std::mem::take(&mut e.argv),
+        )),
+        _ => Err(format!("not one unixexec entry: {entries:?}")),
     }
 }
 
-/// A small, seeded generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A spec built from the pieces that matter to `[USER@]HOST[:PORT]`, to ssh and to
-    /// D-Bus addresses.
-    fn spec(&mut self) -> String {
-        const PIECES: &[&str] = &[
-            "a",
-            "Host",
-            "db1",
-            ".",
-            "-",
-            "_",
-            "@",
-            ":",
-            "::1",
-            "[",
-            "]",
-            "2222",
-            "0",
-            "65536",
-            "22",
-            " ",
-            "\n",
-            "%",
-            ",",
-            "=",
-            ";",
-            "'",
-            "\"",
-            "$",
-            "\\",
-            "é",
-            "*",
-            "/",
-            "-o",
-            "ProxyCommand=x",
-            "|",
-            "&",
-            "(",
-            ")",
-            "{",
-            "}",
-            "<",
-            ">",
-            "`",
-            "\t",
-            "root",
-        ];
-        let n = self.below(7);
-        (0..n).map(|_| PIECES[self.below(PIECES.len())]).collect()
-    }
+/// A spec built from the pieces that matter to `[USER@]HOST[:PORT]`, to ssh and to D-Bus
+/// addresses.
+fn spec(rng: &mut Rng) -> String {
+    const PIECES: &[&str] = &[
+        "a",
+        "Host",
+        "db1",
+        ".",
+        "-",
+        "_",
+        "@",
+        ":",
+        "::1",
+        "[",
+        "]",
+        "2222",
+        "0",
+        "65536",
+        "22",
+        " ",
+        "\n",
+        "%",
+        ",",
+        "=",
+        ";",
+        "'",
+        "\"",
+        "$",
+        "\\",
+        "é",
+        "*",
+        "/",
+        "-o",
+        "ProxyCommand=x",
+        "|",
+        "&",
+        "(",
+        ")",
+        "{",
+        "}",
+        "<",
+        ">",
+        "`",
+        "\t",
+        "root",
+    ];
+    rng.join(PIECES, 6)
 }
 
 /// What `ssh -G` resolves for `args`: user, host (the destination's host as ssh read it,
@@ -172,19 +102,14 @@ fn accepted_specs_round_trip_through_libdbus_and_mean_the_same_to_ssh() {
     if Command::new("ssh").arg("-V").output().is_err() {
         panic!("ssh is missing (install openssh-client)");
     }
-    let seed = std::env::var("SYSTEMD_JOBS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
-    eprintln!("seed {seed} (SYSTEMD_JOBS_SEED={seed} reproduces this run)");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::from_env("remote specs");
     let local_user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
         .unwrap()
         .trim()
         .to_owned();
     let (mut accepted, mut refused) = (0, 0);
     for case in 0..CASES {
-        let spec = rng.spec();
+        let spec = spec(&mut rng);
         let Ok(remote) = spec.parse::<Remote>() else {
             refused += 1;
             continue;

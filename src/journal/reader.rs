@@ -83,14 +83,9 @@ impl Source {
     /// The journal of the manager at `address` (a D-Bus address): under `/proc/PID/root`
     /// when its socket is reached through there, else this machine's.
     fn for_address(address: &str) -> Source {
-        let root = address
-            .split(';')
-            .flat_map(|a| a.split(','))
-            .find_map(|kv| {
-                kv.strip_prefix("unix:path=")
-                    .or_else(|| kv.strip_prefix("path="))
-            })
-            .and_then(proc_root);
+        let root = crate::ffi::address_values(address, "unix", "path")
+            .iter()
+            .find_map(|path| proc_root(path));
         Source::Local { root }
     }
 }
@@ -413,6 +408,24 @@ mod tests {
         assert_eq!(kept(&[this_manager.as_str(), someone, unit]), ["0", "2"]);
         // Without a line of the run's own, nothing places the lines without an id.
         assert!(kept(&[unit, before_end.as_str(), unit]).is_empty());
+    }
+
+    #[test]
+    fn escaped_socket_paths_are_read_as_libdbus_reads_them() {
+        let odd = [" ", "%", ",", ";", "=", "é", "\\", "*", "x"];
+        let mut state = 0x5eed_u64;
+        for case in 0..500 {
+            let mut name = String::new();
+            for _ in 0..(case % 7) {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                name.push_str(odd[(state >> 33) as usize % odd.len()]);
+            }
+            let path = format!("/proc/{case}/root/run/{name}/bus_socket");
+            let escaped = crate::ffi::escape_address_value(&path);
+            let address = format!("tcp:host=h,port=1;unix:guid=00,path={escaped}");
+            let root = Some(PathBuf::from(format!("/proc/{case}/root")));
+            assert_eq!(Source::for_address(&address), Source::Local { root }, "{address}");
+        }
     }
 
     #[test]

@@ -77,14 +77,19 @@ impl Bus {
                 .unwrap_or_else(|| "unix:path=/run/dbus/system_bus_socket".to_owned()),
             Bus::User => match from_env("DBUS_SESSION_BUS_ADDRESS") {
                 Some(a) => a,
-                None => format!("unix:path={}/bus", runtime_dir()?),
+                None => unix_path(&format!("{}/bus", runtime_dir()?)),
             },
             Bus::Address(a) | Bus::PrivateAddress(a) => a.clone(),
             Bus::PrivateSystem => "unix:path=/run/systemd/private".to_owned(),
-            Bus::PrivateUser => format!("unix:path={}/systemd/private", runtime_dir()?),
+            Bus::PrivateUser => unix_path(&format!("{}/systemd/private", runtime_dir()?)),
             Bus::Remote(remote) => remote.address(),
         })
     }
+}
+
+/// The address of the socket at `path`, escaped as D-Bus addresses require.
+fn unix_path(path: &str) -> String {
+    format!("unix:path={}", crate::ffi::escape_address_value(path))
 }
 
 impl fmt::Display for Bus {

@@ -115,9 +115,16 @@ impl Remote {
     /// The `unixexec:` D-Bus address that runs ssh and the bridge, escaped as D-Bus
     /// addresses require.
     pub fn address(&self) -> String {
-        let mut address = format!("unixexec:path={}", escape(&ssh_program()));
+        let mut address = format!(
+            "unixexec:path={}",
+            crate::ffi::escape_address_value(&ssh_program())
+        );
         for (i, arg) in self.ssh_argv(self.bridge_command()).iter().enumerate() {
-            address.push_str(&format!(",argv{}={}", i + 1, escape(arg)));
+            address.push_str(&format!(
+                ",argv{}={}",
+                i + 1,
+                crate::ffi::escape_address_value(arg)
+            ));
         }
         address
     }
@@ -255,19 +262,6 @@ pub(crate) fn ssh_program() -> String {
         .map(|dir| dir.join("ssh"))
         .find(|p| p.is_file())
         .map_or_else(|| "/usr/bin/ssh".to_owned(), |p| p.display().to_string())
-}
-
-/// Escapes a D-Bus address value: bytes outside `[-0-9A-Za-z_/.\*]` become `%XX`.
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_/.\\*".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02x}"));
-        }
-    }
-    out
 }
 
 /// Quotes a word for a POSIX shell.

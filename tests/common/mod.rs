@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod container;
+pub mod differential;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -5,8 +5,11 @@
 //! known suffix (`.service`, `.socket`, `.target`, `.mount`, `.automount`, `.swap`, `.timer`,
 //! `.path`, `.slice`, `.scope`, `.device`), has a non-empty prefix made of ASCII letters,
 //! digits and `:-_.\`, and may have one instance part after an `@`
-//! (`getty@tty1.service`). A template without an instance (`getty@.service`) cannot be given
-//! a job and is refused too.
+//! (`getty@tty1.service`) if its type can be a template (service, socket, target, timer,
+//! path). A template without an instance (`getty@.service`) cannot be given a job and is
+//! refused too. Generated names are checked against the real manager's `LoadUnit`
+//! (`tests/unit_names.rs`): it loads exactly the names [`check`] accepts, but for the empty
+//! name, which on the bus means the caller's own unit and which the crate refuses.
 //!
 //! # Mangling rules
 //! [`mangle`] turns what a person types into a unit name the way `systemctl` does:
@@ -15,8 +18,8 @@
 //!   path a `.mount` unit, escaped as `systemd-escape --path` does (`/var/lib` →
 //!   `var-lib.mount`, `/` → `-.mount`);
 //! - anything else has each byte that is not allowed escaped as `\xNN` (and `/` turned into
-//!   `-`), and gets `.service` appended if it has no known suffix (`foo bar` →
-//!   `foo\x20bar.service`), as `systemd-escape --mangle` does;
+//!   `-`), and gets `.service` appended unless it then is a valid unit name (`foo bar` →
+//!   `foo\x20bar.service`, `.timer` → `.timer.service`), as `systemd-escape --mangle` does;
 //! - a glob (`*`, `?`, `[`) is refused: this crate queues jobs for exact units only.
 
 use std::fmt;
@@ -40,6 +43,10 @@ pub const UNIT_SUFFIXES: [&str; 11] = [
     "slice",
     "scope",
 ];
+
+/// The unit types that can be templates, and so have instances (systemd's
+/// `unit_type_may_template`).
+const TEMPLATE_TYPES: [&str; 5] = ["service", "socket", "target", "timer", "path"];
 
 /// What is wrong with a unit name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +74,16 @@ pub enum NameProblem {
     },
     /// A template (`foo@.service`) was given where an instance is needed.
     TemplateWithoutInstance,
+    /// An instance (`name@instance.type`) of a unit type that has no templates: only
+    /// services, sockets, targets, timers and paths do.
+    NoInstances(String),
     /// A glob pattern, which can match many units.
     Glob,
-    /// A path with `.` or `..` components, which has no unit name.
+    /// A path with `..` components, which has no unit name.
     UnnormalizedPath,
+    /// A path no file system holds: a component over 255 bytes, over 4095 bytes in all, or a
+    /// relative path of `.` components only.
+    InvalidPath,
 }
 
 impl fmt::Display for NameProblem {
@@ -93,8 +106,17 @@ impl fmt::Display for NameProblem {
             NameProblem::TemplateWithoutInstance => {
                 f.write_str("a template needs an instance name after the '@'")
             }
+            NameProblem::NoInstances(t) => {
+                write!(
+                    f,
+                    "'.{t}' units have no templates, so no instance after an '@'"
+                )
+            }
             NameProblem::Glob => f.write_str("glob patterns are not accepted, name one unit"),
-            NameProblem::UnnormalizedPath => f.write_str("the path has '.' or '..' components"),
+            NameProblem::UnnormalizedPath => f.write_str("the path has '..' components"),
+            NameProblem::InvalidPath => f.write_str(
+                "the path has a component over 255 bytes, is over 4095 bytes, or names nothing",
+            ),
         }
     }
 }
@@ -134,6 +156,9 @@ pub fn check(name: &str) -> Result<(), NameProblem> {
     }
     match prefix.find('@') {
         Some(0) => Err(NameProblem::EmptyPrefix),
+        Some(_) if !TEMPLATE_TYPES.contains(&suffix) => {
+            Err(NameProblem::NoInstances(suffix.to_owned()))
+        }
         Some(at) if at + 1 == prefix.len() => Err(NameProblem::TemplateWithoutInstance),
         _ => Ok(()),
     }
@@ -153,22 +178,39 @@ fn escape_byte(out: &mut String, b: u8) {
 
 /// Escapes a path the way `systemd-escape --path` does (without a suffix).
 ///
-/// `/` becomes `-`, the root becomes `-`, a leading `.` and every byte other than ASCII
+/// Repeated `/` and `.` components are dropped first (`/a//./b` is `/a/b`), then `/`
+/// becomes `-`, the root becomes `-`, a leading `.` and every byte other than ASCII
 /// letters, digits, `:`, `_` and `.` become `\xNN`.
 ///
+/// ```
+/// use systemd_jobs::unit_name::escape_path;
+/// assert_eq!(escape_path("/var/lib").unwrap(), "var-lib");
+/// assert_eq!(escape_path("/srv/./a b/").unwrap(), "srv-a\\x20b");
+/// assert!(escape_path("/srv/../etc").is_err());
+/// ```
+///
 /// # Errors
-/// [`NameProblem::UnnormalizedPath`] for a path with `.` or `..` components;
+/// [`NameProblem::UnnormalizedPath`] for a path with `..` components;
+/// [`NameProblem::InvalidPath`] for a component over 255 bytes or a path over 4095;
 /// [`NameProblem::Empty`] for an empty path.
 pub fn escape_path(path: &str) -> Result<String, NameProblem> {
     if path.is_empty() {
         return Err(NameProblem::Empty);
     }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.iter().any(|p| *p == "." || *p == "..") {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if path.len() > 4095 || parts.iter().any(|p| p.len() > 255) {
+        return Err(NameProblem::InvalidPath);
+    }
+    if parts.contains(&"..") {
         return Err(NameProblem::UnnormalizedPath);
     }
-    if parts.is_empty() {
-        return Ok("-".to_owned());
+    match (parts.is_empty(), path.starts_with('/')) {
+        (true, true) => return Ok("-".to_owned()),
+        (true, false) => return Err(NameProblem::InvalidPath),
+        _ => {}
     }
     let joined = parts.join("/");
     let mut out = String::with_capacity(joined.len());
@@ -224,7 +266,7 @@ fn mangle_inner(input: &str) -> Result<String, NameProblem> {
         } else {
             "mount"
         };
-        format!("{}.{suffix}", escape_path(input)?)
+        with_path_suffix(escape_path(input)?, suffix)
     } else {
         let mut out = String::with_capacity(input.len() + 8);
         for &b in input.as_bytes() {
@@ -235,10 +277,13 @@ fn mangle_inner(input: &str) -> Result<String, NameProblem> {
                 _ => escape_byte(&mut out, b),
             }
         }
-        let has_suffix = out
-            .rsplit_once('.')
-            .is_some_and(|(_, s)| UNIT_SUFFIXES.contains(&s));
-        if !has_suffix {
+        // As systemd: `.service` is added unless the text already names a unit (or a
+        // template), so `.timer`, with nothing before its suffix, becomes `.timer.service`.
+        let names_a_unit = matches!(
+            check(&out),
+            Ok(()) | Err(NameProblem::TemplateWithoutInstance | NameProblem::NoInstances(_))
+        );
+        if !names_a_unit {
             out.push_str(".service");
         }
         out
@@ -247,9 +292,42 @@ fn mangle_inner(input: &str) -> Result<String, NameProblem> {
     Ok(mangled)
 }
 
+/// The key systemd hashes long path unit names with (`LONG_UNIT_NAME_HASH_KEY`).
+const LONG_NAME_HASH_KEY: [u8; 16] = [
+    0xec, 0xf2, 0x37, 0xfb, 0x58, 0x32, 0x4a, 0x32, 0x84, 0x9f, 0x06, 0x9b, 0x0d, 0x21, 0xeb, 0x9a,
+];
+
+/// An escaped path with its unit type, as systemd names the unit (`unit_name_from_path`): a
+/// name of [`MAX_UNIT_NAME_LEN`] bytes or more keeps its first bytes and ends in `_`, the
+/// SipHash-2-4 of the whole name and its NUL (16 hex digits, little-endian) and the suffix, within the limit.
+fn with_path_suffix(escaped: String, suffix: &str) -> String {
+    let name = format!("{escaped}.{suffix}");
+    if name.len() <= MAX_UNIT_NAME_LEN {
+        return name;
+    }
+    #[allow(deprecated)] // std's SipHasher is SipHash-2-4, which systemd uses here.
+    let mut hasher = std::hash::SipHasher::new_with_keys(
+        u64::from_le_bytes(LONG_NAME_HASH_KEY[..8].try_into().expect("8 bytes")),
+        u64::from_le_bytes(LONG_NAME_HASH_KEY[8..].try_into().expect("8 bytes")),
+    );
+    // systemd hashes the C string with its terminating NUL.
+    std::hash::Hasher::write(&mut hasher, name.as_bytes());
+    std::hash::Hasher::write(&mut hasher, &[0]);
+    let hash: String = std::hash::Hasher::finish(&hasher)
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let keep = MAX_UNIT_NAME_LEN - suffix.len() - hash.len() - 2;
+    // The escaped name is ASCII, so any byte count is a character boundary.
+    format!("{}_{hash}.{suffix}", &name[..keep])
+}
+
+/// Whether an absolute path names a device, as systemd decides it: below `/dev/` or `/sys/`
+/// once `.` components and repeated `/` are dropped (`/dev` itself is a mount point).
 fn is_device_path(path: &str) -> bool {
-    let trimmed = path.trim_start_matches('/');
-    ["dev/", "sys/"].iter().any(|p| trimmed.starts_with(p))
+    let mut parts = path.split('/').filter(|p| !p.is_empty() && *p != ".");
+    matches!(parts.next(), Some("dev" | "sys")) && parts.next().is_some()
 }
 
 /// The unit type of a valid unit name: its suffix without the dot (`service`, `mount`, ...).

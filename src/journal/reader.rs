@@ -417,14 +417,20 @@ mod tests {
         for case in 0..500 {
             let mut name = String::new();
             for _ in 0..(case % 7) {
-                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
                 name.push_str(odd[(state >> 33) as usize % odd.len()]);
             }
             let path = format!("/proc/{case}/root/run/{name}/bus_socket");
             let escaped = crate::ffi::escape_address_value(&path);
             let address = format!("tcp:host=h,port=1;unix:guid=00,path={escaped}");
             let root = Some(PathBuf::from(format!("/proc/{case}/root")));
-            assert_eq!(Source::for_address(&address), Source::Local { root }, "{address}");
+            assert_eq!(
+                Source::for_address(&address),
+                Source::Local { root },
+                "{address}"
+            );
         }
     }
 

@@ -72,7 +72,8 @@ struct Options {
     /// replace-irreversibly, triggering, restart-dependencies
     #[arg(long, value_name = "MODE", default_value = "replace", value_parser = parse_mode)]
     mode: JobMode,
-    /// Deadline for the whole run, connecting included, in seconds (fractions allowed)
+    /// Deadline for the whole run, connecting included, in seconds: a decimal number (1, 2.5,
+    /// 1e-3) or inf; a value too large for the clock waits forever
     #[arg(long, value_name = "SECS", default_value = "90", value_parser = seconds)]
     timeout: Duration,
     /// The caller's user manager (via DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus)
@@ -103,7 +104,7 @@ struct Options {
     /// systemd]
     #[arg(long)]
     cancel_on_timeout: bool,
-    /// After a done start/restart, wait SECS (fractions allowed) and fail if the unit is not
+    /// After a done start/restart, wait SECS (as for --timeout) and fail if the unit is not
     /// active [default: no check]
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     check_active: Option<Duration>,
@@ -137,14 +138,31 @@ fn parse_remote(value: &str) -> Result<Remote, String> {
     value.parse().map_err(|e: Error| e.to_string())
 }
 
-/// A number of seconds, fractions allowed; not negative, not NaN; too large means forever.
+/// A number of seconds: digits with an optional fraction and exponent (`2.5`, `1e-3`), or
+/// `inf`; not negative, not NaN, no spaces or signs; too large means forever.
 fn seconds(value: &str) -> Result<Duration, String> {
-    let secs: f64 = value
-        .parse()
-        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
-    if secs.is_nan() || secs < 0.0 {
-        return Err(format!("{value:?} must be zero or more seconds"));
-    }
+    let number = |s: &str| {
+        let (mantissa, exponent) = s.split_once(['e', 'E']).unwrap_or((s, "0"));
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+        let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        digits(int)
+            && digits(frac)
+            && !(int.is_empty() && frac.is_empty())
+            && !exponent.is_empty()
+            && digits(exponent)
+    };
+    let secs: f64 = match value {
+        "inf" => f64::INFINITY,
+        v if number(v) => v
+            .parse()
+            .map_err(|_| format!("{value:?} is not a number of seconds"))?,
+        _ => {
+            return Err(format!(
+                "{value:?} is not a number of seconds (such as 2.5 or inf)"
+            ));
+        }
+    };
     Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 

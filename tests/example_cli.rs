@@ -256,3 +256,107 @@ fn the_readme_command_runs_the_example_beside_a_throwaway_manager() {
         "{err}"
     );
 }
+
+/// What the help says SECS is: digits with an optional fraction and exponent, or `inf`.
+/// Written as a scan of the help's words, apart from the example's own parser.
+fn seconds_as_the_help_says(s: &str) -> bool {
+    if s == "inf" {
+        return true;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits_from = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    let int_end = digits_from(i);
+    let mut mantissa_digits = int_end - i;
+    i = int_end;
+    if i < b.len() && b[i] == b'.' {
+        let frac_end = digits_from(i + 1);
+        mantissa_digits += frac_end - (i + 1);
+        i = frac_end;
+    }
+    if mantissa_digits == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let exp_end = digits_from(i);
+        if exp_end == i {
+            return false;
+        }
+        i = exp_end;
+    }
+    i == b.len()
+}
+
+/// `--timeout` and `--check-active` take what the help says and refuse the rest (exit 2,
+/// naming the value), for generated values: fractions, exponents, signs, NaN, infinities,
+/// huge and tiny numbers, spaces, other digits. An accepted value, however large, goes on
+/// to connecting (here to no socket), never a panic.
+#[test]
+fn generated_durations_are_taken_as_the_help_says() {
+    const PIECES: &[&str] = &[
+        "0",
+        "1",
+        "9",
+        "25",
+        ".",
+        "e",
+        "E",
+        "-",
+        "+",
+        "inf",
+        "Inf",
+        "nan",
+        "NaN",
+        "infinity",
+        " ",
+        "_",
+        "400",
+        "1e400",
+        "1e-400",
+        "0x1",
+        "\u{0661}",
+        "\u{2212}",
+        "18446744073709551616",
+    ];
+    let mut rng = common::differential::Rng::from_env("durations");
+    let (mut taken, mut refused) = (0, 0);
+    for case in 0..400 {
+        let value = if case % 2 == 0 {
+            format!(
+                "{}{}",
+                rng.pick(&["0", "1", "25", ".5"]),
+                rng.join(&["0", "1", "25", ".", "e", "E", "e-", "-", "+", "400"], 3)
+            )
+        } else {
+            rng.join(PIECES, 4)
+        };
+        let option = rng.pick(&["--timeout", "--check-active"]);
+        // OPTION=VALUE: a value that starts with '-' is the option's, not another option.
+        let (code, _, err) = common::run_example_with(&[
+            "--address",
+            "unix:path=/nonexistent/bus",
+            &format!("{option}={value}"),
+            "a.service",
+        ]);
+        assert_ne!(code, 101, "case {case}: {option} {value:?} panicked: {err}");
+        if seconds_as_the_help_says(&value) {
+            assert_ne!(code, 2, "case {case}: {option} {value:?} refused: {err}");
+            taken += 1;
+        } else {
+            assert_eq!(code, 2, "case {case}: {option} {value:?} taken: {err}");
+            assert!(err.contains(&format!("{value:?}")), "case {case}: {err}");
+            refused += 1;
+        }
+    }
+    eprintln!("durations: {taken} taken, {refused} refused, as the help says");
+    assert!(taken > 60 && refused > 60, "too few of a kind");
+}

@@ -59,12 +59,16 @@ pub(crate) fn enqueue_unit_job(
     })?;
     let transaction = affected
         .into_iter()
-        .map(|(id, path, unit, _, job_type)| TransactionJob {
-            job: Job::new(id, &path),
-            unit,
-            job_type,
+        .map(|(id, path, unit, _, job_type)| {
+            job_at("EnqueueUnitJob", &path)?;
+            Ok(TransactionJob {
+                job: Job::new(id, &path),
+                unit,
+                job_type,
+            })
         })
-        .collect();
+        .collect::<Result<_, dbus::Error>>()?;
+    job_at("EnqueueUnitJob", &path)?;
     Ok(Queued {
         job: Job::new(id, &path),
         transaction,
@@ -104,12 +108,15 @@ pub(crate) fn enqueue_unit_job_many(
         .map_err(|e| unexpected("EnqueueUnitJobMany", e))?;
     let jobs = jobs
         .into_iter()
-        .map(|(id, path, unit, unit_path, _)| UnitJob {
-            job: Job::new(id, &path),
-            unit,
-            unit_path: unit_path.to_string(),
+        .map(|(id, path, unit, unit_path, _)| {
+            job_at("EnqueueUnitJobMany", &path)?;
+            Ok(UnitJob {
+                job: Job::new(id, &path),
+                unit,
+                unit_path: unit_path.to_string(),
+            })
         })
-        .collect();
+        .collect::<Result<_, dbus::Error>>()?;
     Ok((jobs, reply.sender().map(|s| s.to_string())))
 }
 
@@ -151,7 +158,7 @@ pub(crate) fn per_verb(
     let reply = via.send_with_reply_and_block(call, timeout)?;
     let path: dbus::Path<'static> = reply.read1().map_err(|e| unexpected(verb.method(), e))?;
     Ok(Queued {
-        job: Job::from_path(path.to_string()),
+        job: job_at(verb.method(), &path)?,
         transaction: Vec::new(),
         answered_by: reply.sender().map(|s| s.to_string()),
     })
@@ -235,6 +242,20 @@ pub(crate) fn cancel(job: &Job) -> Result<Message, dbus::Error> {
             &format!("{} is not a job object path: {e}", job.path()),
         )
     })
+}
+
+/// The job at `path` from `call`'s reply, if `path` is a job's: systemd's are
+/// `/org/freedesktop/systemd1/job/ID`. Any other path would be waited for in vain.
+fn job_at(call: &str, path: &str) -> Result<Job, dbus::Error> {
+    let id = path.strip_prefix("/org/freedesktop/systemd1/job/");
+    if id.is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())) {
+        Ok(Job::from_path(path))
+    } else {
+        Err(dbus::Error::new_custom(
+            errors::FAILED,
+            &format!("unexpected reply to {call}: {path:?} is not a job's object path"),
+        ))
+    }
 }
 
 fn unexpected(call: &str, e: dbus::arg::TypeMismatchError) -> dbus::Error {

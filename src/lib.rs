@@ -161,6 +161,10 @@ mod ops;
 // The façade.
 mod manager;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use error::{BusError, ConnectStep, Error, RemoteProblem, Result};
 pub use job::{
     FailedDependency, Job, JobMode, JobOutcome, JobResult, JobState, ResultSource, TransactionJob,

@@ -191,7 +191,7 @@ fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String
 /// nearest to it, newer and older: a line of the run before, stored without an id, comes
 /// before that run's end, which the manager logs with that run's id. Without an entry that
 /// carries the run's id, nothing tells where the run lies, and none is kept.
-fn of_run(entries: Vec<Entry>, invocation: &[u8], unit: &[u8]) -> Vec<Entry> {
+pub(crate) fn of_run(entries: Vec<Entry>, invocation: &[u8], unit: &[u8]) -> Vec<Entry> {
     let whose: Vec<Whose> = entries.iter().map(|e| e.whose(invocation, unit)).collect();
     let (Some(newest), Some(oldest)) = (
         whose.iter().position(|&w| w == Whose::ThisRun),

@@ -44,6 +44,15 @@ pub(crate) fn enqueue_unit_job(
 ) -> Result<Queued, dbus::Error> {
     let call = manager_call("EnqueueUnitJob").append3(unit, verb.as_str(), mode.as_str());
     let reply = via.send_with_reply_and_block(call, timeout)?;
+    read_enqueued(&reply)
+}
+
+/// Reads `EnqueueUnitJob`'s reply `(uosos a(uosos))`.
+///
+/// # Errors
+/// A reply of the wrong shape, or whose job paths are not jobs', as
+/// `org.freedesktop.DBus.Error.Failed`.
+pub(crate) fn read_enqueued(reply: &Message) -> Result<Queued, dbus::Error> {
     let (id, path, _, _, _, affected): (
         u32,
         dbus::Path<'static>,
@@ -156,6 +165,14 @@ pub(crate) fn per_verb(
 ) -> Result<Queued, dbus::Error> {
     let call = manager_call(verb.method()).append2(unit, mode.as_str());
     let reply = via.send_with_reply_and_block(call, timeout)?;
+    read_per_verb(&reply, verb)
+}
+
+/// Reads the reply `(o)` of the verb's own method.
+///
+/// # Errors
+/// As [`read_enqueued`].
+pub(crate) fn read_per_verb(reply: &Message, verb: Verb) -> Result<Queued, dbus::Error> {
     let path: dbus::Path<'static> = reply.read1().map_err(|e| unexpected(verb.method(), e))?;
     Ok(Queued {
         job: job_at(verb.method(), &path)?,

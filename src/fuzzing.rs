@@ -1,0 +1,201 @@
+//! Entry points for the fuzz targets in `.ci/fuzz` (feature `fuzzing`; not part of the API).
+//! Each feeds arbitrary bytes to a decoder of peer data and checks what the crate promises
+//! afterwards, panicking where a promise breaks: the fuzzer reports that as a crash.
+
+use dbus::Message;
+
+use crate::job::{JobResult, Verb};
+use crate::journal::export::Decoder;
+use crate::journal::{JournalLine, MAX_MESSAGE_BYTES};
+use crate::proto::calls::{read_enqueued, read_per_verb};
+use crate::proto::{BUS_NAME, SYSTEMD_NAME};
+use crate::session::inbox::{Inbox, Request};
+
+/// The job path the fuzzed inbox waits on.
+pub const OUR_JOB: &str = "/org/freedesktop/systemd1/job/7";
+/// The unique name the fuzzed inbox knows as the manager's owner.
+pub const OWNER: &str = ":1.1";
+/// The most entries the fuzzed journal decoder keeps.
+const MAX_ENTRIES: usize = 8;
+
+/// `journalctl --output=export` output, fed in pieces whose sizes come from the input:
+/// at most [`MAX_ENTRIES`] entries, each message at most [`MAX_MESSAGE_BYTES`] before it is
+/// made safe, with no control character after; then the run filter over them.
+pub fn journal_export(data: &[u8]) {
+    let Some((&piece, data)) = data.split_first() else {
+        return;
+    };
+    let mut decoder = Decoder::new(MAX_ENTRIES);
+    for chunk in data.chunks(usize::from(piece).max(1)) {
+        decoder.feed(chunk);
+    }
+    let entries = decoder.finish();
+    assert!(entries.len() <= MAX_ENTRIES, "{} entries", entries.len());
+    let kept = crate::journal::reader::of_run(
+        entries.clone(),
+        b"0123456789abcdef0123456789abcdef",
+        b"app.service",
+    );
+    assert!(kept.len() <= entries.len());
+    for entry in entries {
+        let line: JournalLine = entry.into_line();
+        // Made safe: every byte at most four (`\xNN`), plus the cut mark.
+        assert!(
+            line.message.len() <= 4 * MAX_MESSAGE_BYTES + 64,
+            "{}",
+            line.message.len()
+        );
+        assert!(
+            !line.message.chars().any(char::is_control),
+            "{:?}",
+            line.message
+        );
+        for text in [&line.identifier].into_iter().flatten() {
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+        let _ = line.to_string();
+    }
+}
+
+/// What the inbox may have learnt from `messages`: the result of [`OUR_JOB`] if one of them
+/// is a well-formed `JobRemoved` for it, sent by an owner of the manager's name.
+fn check_inbox(messages: &[Message]) {
+    let mut inbox = Inbox::new(false);
+    inbox.answered_by(OWNER);
+    inbox.watch(
+        OUR_JOB,
+        Request {
+            unit: "a.service".into(),
+            verb: Verb::Restart,
+            queued_at_usec: 0,
+        },
+    );
+    let mut owners = vec![OWNER.to_owned()];
+    let mut allowed: Vec<JobResult> = Vec::new();
+    for msg in messages {
+        // Owners announced by the bus daemon, and results sent by any owner so far.
+        if msg.sender().as_deref() == Some(BUS_NAME)
+            && let Ok((name, _, new)) = msg.read3::<&str, &str, &str>()
+            && name == SYSTEMD_NAME
+            && !new.is_empty()
+        {
+            owners.push(new.to_owned());
+        }
+        if let Ok((_, path, _, result)) = msg.read4::<u32, dbus::Path, &str, &str>()
+            && &*path == OUR_JOB
+            && msg
+                .sender()
+                .is_some_and(|s| owners.iter().any(|o| **o == *s))
+        {
+            allowed.push(result.parse().unwrap_or_else(|e| match e {}));
+        }
+        let _ = inbox.on_signal(msg);
+        if let Some(result) = inbox.result_of(OUR_JOB) {
+            assert!(
+                allowed.contains(&result),
+                "{result:?} from none of {messages:?}"
+            );
+        }
+    }
+    assert_eq!(inbox.watched_len(), 1, "the inbox grew");
+}
+
+/// Every reply reader over `msg`: an error or a job path that is a job's, never a panic.
+fn check_replies(msg: &Message) {
+    for queued in [read_enqueued(msg), read_per_verb(msg, Verb::Restart)]
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            queued
+                .job
+                .path()
+                .starts_with("/org/freedesktop/systemd1/job/")
+        );
+    }
+}
+
+/// Bytes as a stream of marshalled D-Bus messages (libdbus's own `dbus_message_demarshal`
+/// reads them; the fuzzer learns the format from the corpus), fed to the inbox and to the
+/// reply readers.
+pub fn peer_bytes(mut data: &[u8]) {
+    let mut messages = Vec::new();
+    while let Ok(needed) = Message::demarshal_bytes_needed(data) {
+        if needed == 0 || needed > data.len() {
+            break;
+        }
+        if let Ok(msg) = Message::demarshal(&data[..needed]) {
+            messages.push(msg);
+        }
+        data = &data[needed..];
+    }
+    for msg in &messages {
+        check_replies(msg);
+    }
+    check_inbox(&messages);
+}
+
+/// Bytes as a little program that builds well-formed messages with the wrong parts: each
+/// message takes a kind, a sender, a path, an interface, a member and up to five arguments
+/// of a type the input picks (right and wrong ones, huge strings and arrays among them).
+pub fn peer_signals(data: &[u8]) {
+    let mut input = data.iter().copied();
+    let mut next = || input.next();
+    let mut messages = Vec::new();
+    while let Some(kind) = next() {
+        let pick = |b: Option<u8>, of: &[&'static str]| of[usize::from(b.unwrap_or(0)) % of.len()];
+        let path = pick(
+            next(),
+            &[
+                "/org/freedesktop/systemd1",
+                "/org/freedesktop/DBus",
+                "/",
+                OUR_JOB,
+            ],
+        );
+        let iface = pick(
+            next(),
+            &[
+                "org.freedesktop.systemd1.Manager",
+                "org.freedesktop.DBus",
+                "org.example.X",
+            ],
+        );
+        let member = pick(
+            next(),
+            &["JobRemoved", "NameOwnerChanged", "JobNew", "Reloading"],
+        );
+        let sender = pick(next(), &[OWNER, ":1.2", BUS_NAME, SYSTEMD_NAME]);
+        let mut msg = if kind % 2 == 0 {
+            Message::new_signal(path, iface, member).expect("valid names")
+        } else {
+            let mut call =
+                Message::new_method_call(SYSTEMD_NAME, path, iface, member).expect("valid names");
+            // A reply names its call's serial, which libdbus requires to be set.
+            call.set_serial(1);
+            call.method_return()
+        };
+        msg.set_sender(Some(sender.into()));
+        for _ in 0..(next().unwrap_or(0) % 6) {
+            msg = match next().unwrap_or(0) % 12 {
+                0 => msg.append1(u32::from(next().unwrap_or(7))),
+                1 => msg.append1(dbus::Path::from(OUR_JOB)),
+                2 => msg.append1(dbus::Path::from("/org/freedesktop/systemd1/job/8")),
+                3 => msg.append1(pick(next(), &["done", "failed", "canceled", "", "x"])),
+                4 => msg.append1(SYSTEMD_NAME),
+                5 => msg.append1(pick(next(), &[OWNER, ":1.2", ""])),
+                6 => msg.append1("x".repeat(usize::from(next().unwrap_or(0)) << 10)),
+                7 => msg.append1(vec![0u32; usize::from(next().unwrap_or(0)) << 8]),
+                8 => msg.append1(true),
+                9 => msg.append1(-1i64),
+                10 => msg.append1(Vec::<(u32, dbus::Path, String, dbus::Path, String)>::new()),
+                _ => msg.append1(dbus::Path::from("/org/freedesktop/systemd1/unit/a")),
+            };
+        }
+        messages.push(msg);
+    }
+    for msg in &messages {
+        check_replies(msg);
+    }
+    check_inbox(&messages);
+}

@@ -5,7 +5,9 @@ mod common;
 use std::process::Command;
 
 use systemd_jobs::Error;
-use systemd_jobs::unit_name::{MAX_UNIT_NAME_LEN, NameProblem, check, escape_path, mangle};
+use systemd_jobs::unit_name::{
+    MAX_UNIT_NAME_LEN, NameProblem, check, escape, escape_path, instance, mangle,
+};
 
 fn systemd_escape(args: &[&str]) -> Option<String> {
     let out = Command::new("systemd-escape").args(args).output().ok()?;
@@ -312,6 +314,34 @@ fn generated_names_mangle_and_escape_as_every_systemd_does() {
         }
     }
     eprintln!("unit names: {same} mangled alike, {refused} refused by design or by both");
+    // Plain escaping, --template and --suffix: the same output or the same refusal
+    // (systemd-escape checks --suffix's result against no limit: plain escaping, then it).
+    let timer = |i: &String| Some(format!("{}.timer", escape(i)));
+    let ours: [(&[&str], Vec<Option<String>>); 3] = [
+        (&[], inputs.iter().map(|i| Some(escape(i))).collect()),
+        (
+            &["--template=app@.service"],
+            inputs
+                .iter()
+                .map(|i| instance("app@.service", i).ok())
+                .collect(),
+        ),
+        (&["--suffix=timer"], inputs.iter().map(timer).collect()),
+    ];
+    for escaper in Escaper::all() {
+        for (mode, ours) in &ours {
+            let expected: Vec<Option<bool>> = ours.iter().map(|o| Some(o.is_some())).collect();
+            let theirs = escaper.escape(mode, &inputs, &expected);
+            for ((input, ours), theirs) in inputs.iter().zip(ours).zip(theirs) {
+                assert_eq!(
+                    ours, &theirs,
+                    "{input:?}: {} systemd-escape {mode:?}",
+                    escaper.name
+                );
+            }
+        }
+    }
+    eprintln!("unit names: plain, --template and --suffix alike for every input");
     assert!(
         same > refused,
         "too few compared: {same} alike, {refused} refused"

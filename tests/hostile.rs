@@ -174,17 +174,22 @@ fn restart_against(
         }
     };
     let _fake = Fake::start(&bus, Arc::new(answer));
-    let m = Manager::builder()
-        .bus(Bus::Address(bus.address.clone()))
-        .journal_lines(0)
-        .connect()
-        .expect("connect to the fake");
+    let m = manager_on(&bus);
     let started = Instant::now();
     let got = m.restart("a.service", JobMode::Replace, DEADLINE);
     let took = started.elapsed();
     eprintln!("after {took:?}: {got:?}");
     assert!(took < DEADLINE + SLACK, "took {took:?}: {got:?}");
     Some(got)
+}
+
+/// A client of the fake, reading no journal (there is none for a fake).
+fn manager_on(bus: &BusDaemon) -> Manager {
+    Manager::builder()
+        .bus(Bus::Address(bus.address.clone()))
+        .journal_lines(0)
+        .connect()
+        .expect("connect to the fake")
 }
 
 fn enqueue(msg: &Message) -> bool {
@@ -357,11 +362,7 @@ fn job_removed_from_an_impostor_does_not_count() {
             }
         }),
     );
-    let m = Manager::builder()
-        .bus(Bus::Address(bus.address.clone()))
-        .journal_lines(0)
-        .connect()
-        .unwrap();
+    let m = manager_on(&bus);
     let got = m.restart("a.service", JobMode::Replace, DEADLINE);
     assert!(
         matches!(
@@ -396,11 +397,7 @@ fn a_name_that_changes_owner_ends_the_wait_typed() {
             }
         }),
     );
-    let m = Manager::builder()
-        .bus(Bus::Address(bus.address.clone()))
-        .journal_lines(0)
-        .connect()
-        .unwrap();
+    let m = manager_on(&bus);
     let taker = std::thread::spawn(move || {
         while !flapped.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));

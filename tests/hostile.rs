@@ -57,10 +57,11 @@ impl BusDaemon {
             dir,
             address,
         };
+        // Listening once a connection is accepted (the socket file comes before listen()).
         let started = Instant::now();
-        while !daemon.dir.join("bus").exists() {
-            if started.elapsed() > Duration::from_secs(5) {
-                return Err("dbus-daemon did not listen".into());
+        while Channel::open_private(&daemon.address).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("dbus-daemon did not listen within 10 s".into());
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -295,6 +295,35 @@ fn only_the_job_s_own_job_removed_counts() {
     assert_eq!(outcome.result, JobResult::Done);
 }
 
+/// A message of a type D-Bus does not define (5), sent to the waiting client through the
+/// bus daemon, then the job's `done`: `done`. (The daemon drops such a message; the `dbus`
+/// crate would panic on it in `Message::msg_type`.)
+#[test]
+fn a_message_of_an_unknown_type_is_ignored() {
+    let Some(got) = restart_against(|m, c| {
+        if !enqueue(m) {
+            return;
+        }
+        let _ = c.send(job_reply(m));
+        let mut bytes = Vec::new();
+        let mut odd = signal("JobNew").append1("odd");
+        odd.set_serial(1);
+        odd.marshal(|b| {
+            bytes.extend_from_slice(b);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        bytes[1] = 5;
+        let mut odd = Message::demarshal(&bytes).expect("libdbus reads type 5");
+        odd.set_destination(m.sender().map(|s| s.into_static()));
+        let _ = c.send(odd);
+        let _ = c.send(job_removed(7, JOB, "a.service", "done"));
+    }) else {
+        return;
+    };
+    assert_eq!(got.expect("done").result, JobResult::Done);
+}
+
 /// A result string of a megabyte for the job: an unknown result, a failure, typed.
 #[test]
 fn an_oversized_result_is_a_typed_failure() {

@@ -76,11 +76,9 @@ impl<'m> Follow<'m> {
         let handler = cx.session.add_handler(
             rule.clone(),
             Box::new(move |msg: &Message| {
-                if let Ok((_, changed)) = msg.read2::<&str, dbus::arg::PropMap>() {
-                    into.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .update(&changed);
-                }
+                into.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .on_signal(msg);
             }),
         );
         let bus_rule = (!cx.is_direct()).then(|| {
@@ -184,6 +182,14 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
+    /// Records what a `PropertiesChanged` signal (`sa{sv}as`) says; a body of another shape,
+    /// and values of another type than systemd's, are ignored.
+    pub(crate) fn on_signal(&mut self, msg: &Message) {
+        if let Ok((_, changed)) = msg.read2::<&str, dbus::arg::PropMap>() {
+            self.update(&changed);
+        }
+    }
+
     pub(crate) fn update(&mut self, changed: &dbus::arg::PropMap) {
         use dbus::arg::prop_cast;
         self.changed = true;

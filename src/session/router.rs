@@ -68,6 +68,9 @@ impl Router {
                 }
                 None
             }
+            // A call without a serial (invalid, but libdbus reads it) cannot be answered:
+            // libdbus aborts the process on a reply to serial 0.
+            MessageType::MethodCall if msg.get_serial().is_none() => None,
             MessageType::MethodCall => dbus::channel::default_reply(&msg),
         }
     }
@@ -111,7 +114,7 @@ impl Router {
     }
 
     /// How many replies are awaited and handlers registered (for tests of leaks).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn sizes(&self) -> (usize, usize) {
         (self.replies.len(), self.handlers.len())
     }
@@ -124,6 +127,18 @@ mod tests {
 
     fn signal(path: &str) -> Message {
         Message::new_signal(path, "org.freedesktop.DBus.Properties", "PropertiesChanged").unwrap()
+    }
+
+    #[test]
+    fn method_calls_get_the_default_answer_but_one_without_a_serial_none() {
+        let mut router = Router::new(false);
+        let mut call = Message::new_method_call(":1.5", "/x", "a.b", "C").unwrap();
+        // As received: no serial (invalid; libdbus would abort on a reply to it).
+        assert_eq!(call.get_serial(), None);
+        assert!(router.dispatch(call.duplicate().unwrap()).is_none());
+        call.set_serial(9);
+        let answer = router.dispatch(call).expect("an answer");
+        assert_eq!(answer.get_reply_serial(), Some(9));
     }
 
     #[test]

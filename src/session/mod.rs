@@ -427,9 +427,15 @@ impl Session {
 
     fn process(&self, wait: Duration) -> Result<bool, Interrupted> {
         let conn = self.conn.borrow();
-        let handled = conn
-            .process(wait)
-            .map_err(|e| Interrupted::Disconnected(e.into()))?;
+        // A failed read or write means the connection is gone, whatever the `dbus` crate
+        // names it (`…Error.Failed`, "Failed to read/write data"): it is named `Disconnected`
+        // here, which is what reconnecting and the callers look for.
+        let handled = conn.process(wait).map_err(|e| {
+            Interrupted::Disconnected(BusError::new(
+                errors::DISCONNECTED,
+                e.message().unwrap_or("the connection failed"),
+            ))
+        })?;
         if !conn.channel().is_connected() {
             return Err(Interrupted::Disconnected(BusError::new(
                 errors::DISCONNECTED,

@@ -134,7 +134,14 @@
 //! - with [`ManagerBuilder::allow_interactive_authorization`], exactly the calls that queue or
 //!   cancel jobs carry the flag, and each still gets its own reply;
 //! - a failed run's journal lines are that run's only, never an earlier run's; where they
-//!   cannot be read the error says why; on success nothing is read (no call, no process).
+//!   cannot be read the error says why; on success nothing is read (no call, no process);
+//! - a hostile manager (malformed, empty, oversized, forged, duplicate or contradictory
+//!   replies and signals, unknown error names, no reply, its name changing owner) gets a
+//!   typed error or the right result within the deadline, never a panic; the decoders of
+//!   peer data are fuzzed;
+//! - [`unit_name`]'s functions give what `systemd-escape` gives on systemd 252, 257 and 262,
+//!   and [`unit_name::check`] accepts exactly what the manager's `LoadUnit` loads, on
+//!   generated input; the addresses the crate writes read back exactly through libdbus.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

@@ -8,7 +8,7 @@ use crate::job::{JobResult, Verb};
 use crate::journal::export::Decoder;
 use crate::journal::{JournalLine, MAX_MESSAGE_BYTES};
 use crate::ops::follow::Seen;
-use crate::proto::calls::{read_enqueued, read_per_verb};
+use crate::proto::calls::{read_enqueued, read_enqueued_many, read_per_verb};
 use crate::proto::{BUS_NAME, SYSTEMD_NAME};
 use crate::session::inbox::Request;
 use crate::session::router::Router;
@@ -118,7 +118,8 @@ fn check_router(messages: &[Message]) {
     assert_eq!(router.sizes(), (1, 1), "the router grew");
 }
 
-/// Every reply reader over `msg`: an error or a job path that is a job's, never a panic.
+/// Every reply reader over `msg` (`EnqueueUnitJob`, `EnqueueUnitJobMany`, the per-verb
+/// methods): an error or job paths that are jobs', never a panic.
 fn check_replies(msg: &Message) {
     for queued in [read_enqueued(msg), read_per_verb(msg, Verb::Restart)]
         .into_iter()
@@ -130,6 +131,12 @@ fn check_replies(msg: &Message) {
                 .path()
                 .starts_with("/org/freedesktop/systemd1/job/")
         );
+    }
+    for job in read_enqueued_many(msg)
+        .map(|(jobs, _)| jobs)
+        .unwrap_or_default()
+    {
+        assert!(job.job.path().starts_with("/org/freedesktop/systemd1/job/"));
     }
 }
 
@@ -211,7 +218,19 @@ pub fn peer_signals(data: &[u8]) {
                 7 => msg.append1(vec![0u32; usize::from(next().unwrap_or(0)) << 8]),
                 8 => msg.append1(true),
                 9 => msg.append1(-1i64),
-                10 => msg.append1(Vec::<(u32, dbus::Path, String, dbus::Path, String)>::new()),
+                10 => msg.append1(vec![
+                    (
+                        7u32,
+                        dbus::Path::from(pick(
+                            next(),
+                            &[OUR_JOB, "/", "/org/freedesktop/systemd1/job/x"]
+                        )),
+                        String::from("a.service"),
+                        dbus::Path::from("/org/freedesktop/systemd1/unit/a"),
+                        String::from("restart"),
+                    );
+                    usize::from(next().unwrap_or(0) % 4)
+                ]),
                 11 => msg.append1(dbus::Path::from("/org/freedesktop/systemd1/unit/a")),
                 _ => {
                     // Properties with systemd's names, of the right type or not.

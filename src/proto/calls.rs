@@ -112,6 +112,16 @@ pub(crate) fn enqueue_unit_job_many(
         .append3(units, verb.as_str(), mode.as_str())
         .append1(0u64);
     let reply = via.send_with_reply_and_block(call, timeout)?;
+    read_enqueued_many(&reply)
+}
+
+/// Reads `EnqueueUnitJobMany`'s reply `(a(uosos))`, with who answered.
+///
+/// # Errors
+/// As [`read_enqueued`].
+pub(crate) fn read_enqueued_many(
+    reply: &Message,
+) -> Result<(Vec<UnitJob>, Option<String>), dbus::Error> {
     let jobs: Vec<JobEntry> = reply
         .read1()
         .map_err(|e| unexpected("EnqueueUnitJobMany", e))?;

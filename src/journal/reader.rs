@@ -83,7 +83,7 @@ impl Source {
     /// The journal of the manager at `address` (a D-Bus address): under `/proc/PID/root`
     /// when its socket is reached through there, else this machine's.
     fn for_address(address: &str) -> Source {
-        let root = crate::ffi::address_values(address, "unix", "path")
+        let root = ffi::address_values(address, "unix", "path")
             .iter()
             .find_map(|path| proc_root(path));
         Source::Local { root }
@@ -423,7 +423,7 @@ mod tests {
                 name.push_str(odd[(state >> 33) as usize % odd.len()]);
             }
             let path = format!("/proc/{case}/root/run/{name}/bus_socket");
-            let escaped = crate::ffi::escape_address_value(&path);
+            let escaped = ffi::escape_address_value(&path);
             let address = format!("tcp:host=h,port=1;unix:guid=00,path={escaped}");
             let root = Some(PathBuf::from(format!("/proc/{case}/root")));
             assert_eq!(

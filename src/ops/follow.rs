@@ -190,7 +190,7 @@ impl Seen {
         }
     }
 
-    pub(crate) fn update(&mut self, changed: &dbus::arg::PropMap) {
+    fn update(&mut self, changed: &dbus::arg::PropMap) {
         use dbus::arg::prop_cast;
         self.changed = true;
         if let Some(v) = prop_cast::<String>(changed, "ActiveState") {

@@ -69,17 +69,15 @@ pub(crate) fn read_enqueued(reply: &Message) -> Result<Queued, dbus::Error> {
     let transaction = affected
         .into_iter()
         .map(|(id, path, unit, _, job_type)| {
-            job_at("EnqueueUnitJob", &path)?;
             Ok(TransactionJob {
-                job: Job::new(id, &path),
+                job: job_at("EnqueueUnitJob", Some(id), &path)?,
                 unit,
                 job_type,
             })
         })
         .collect::<Result<_, dbus::Error>>()?;
-    job_at("EnqueueUnitJob", &path)?;
     Ok(Queued {
-        job: Job::new(id, &path),
+        job: job_at("EnqueueUnitJob", Some(id), &path)?,
         transaction,
         answered_by: reply.sender().map(|s| s.to_string()),
     })
@@ -128,9 +126,8 @@ pub(crate) fn read_enqueued_many(
     let jobs = jobs
         .into_iter()
         .map(|(id, path, unit, unit_path, _)| {
-            job_at("EnqueueUnitJobMany", &path)?;
             Ok(UnitJob {
-                job: Job::new(id, &path),
+                job: job_at("EnqueueUnitJobMany", Some(id), &path)?,
                 unit,
                 unit_path: unit_path.to_string(),
             })
@@ -185,7 +182,7 @@ pub(crate) fn per_verb(
 pub(crate) fn read_per_verb(reply: &Message, verb: Verb) -> Result<Queued, dbus::Error> {
     let path: dbus::Path<'static> = reply.read1().map_err(|e| unexpected(verb.method(), e))?;
     Ok(Queued {
-        job: job_at(verb.method(), &path)?,
+        job: job_at(verb.method(), None, &path)?,
         transaction: Vec::new(),
         answered_by: reply.sender().map(|s| s.to_string()),
     })
@@ -271,12 +268,13 @@ pub(crate) fn cancel(job: &Job) -> Result<Message, dbus::Error> {
     })
 }
 
-/// The job at `path` from `call`'s reply, if `path` is a job's: systemd's are
-/// `/org/freedesktop/systemd1/job/ID`. Any other path would be waited for in vain.
-fn job_at(call: &str, path: &str) -> Result<Job, dbus::Error> {
-    let id = path.strip_prefix("/org/freedesktop/systemd1/job/");
-    if id.is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())) {
-        Ok(Job::from_path(path))
+/// The job at `path` (with the `id` the reply gave, if it gives one) from `call`'s reply, if
+/// `path` is a job's: systemd's are `/org/freedesktop/systemd1/job/ID`. Any other path
+/// would be waited for in vain.
+fn job_at(call: &str, id: Option<u32>, path: &str) -> Result<Job, dbus::Error> {
+    let number = path.strip_prefix("/org/freedesktop/systemd1/job/");
+    if number.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+        Ok(id.map_or_else(|| Job::from_path(path), |id| Job::new(id, path)))
     } else {
         Err(dbus::Error::new_custom(
             errors::FAILED,

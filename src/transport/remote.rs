@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::error::{Error, RemoteProblem, Result};
+use crate::ffi::escape_address_value;
 
 /// The program that relays D-Bus on the remote side.
 const BRIDGE: &str = "systemd-stdio-bridge";
@@ -115,16 +116,9 @@ impl Remote {
     /// The `unixexec:` D-Bus address that runs ssh and the bridge, escaped as D-Bus
     /// addresses require.
     pub fn address(&self) -> String {
-        let mut address = format!(
-            "unixexec:path={}",
-            crate::ffi::escape_address_value(&ssh_program())
-        );
+        let mut address = format!("unixexec:path={}", escape_address_value(&ssh_program()));
         for (i, arg) in self.ssh_argv(self.bridge_command()).iter().enumerate() {
-            address.push_str(&format!(
-                ",argv{}={}",
-                i + 1,
-                crate::ffi::escape_address_value(arg)
-            ));
+            address.push_str(&format!(",argv{}={}", i + 1, escape_address_value(arg)));
         }
         address
     }

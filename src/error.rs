@@ -4,9 +4,11 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
+use crate::desired::Convergence;
 use crate::job::{FailedDependency, Job, JobResult, ResultSource, Verb};
 use crate::journal::RunJournal;
 use crate::unit::{FailureReason, UnitState};
+use crate::unit_file::{UnitFileProblem, UnitFileState, UnitFileVerb};
 use crate::unit_name::NameProblem;
 
 /// Which part of reaching a remote manager failed.
@@ -112,10 +114,15 @@ impl From<dbus::Error> for BusError {
 
 /// Everything that can go wrong while asking systemd for a job and waiting for it.
 ///
-/// Each variant names the unit (and the job, once systemd has returned one) it concerns.
+/// Each variant names the unit (and the job, once systemd has returned one) it concerns; for
+/// the manager's own operations ([`Manager::daemon_reload`](crate::Manager::daemon_reload),
+/// [`Manager::daemon_reexec`](crate::Manager::daemon_reexec),
+/// [`Manager::reset_all_failed`](crate::Manager::reset_all_failed)) its `unit` is the
+/// operation's name instead (`daemon-reload`, `daemon-reexec`, `reset-failed`), and for a
+/// unit-file operation on several units, their names joined by `, `.
 /// Variants that stem from a D-Bus error keep it as [`source()`](std::error::Error::source),
 /// a [`BusError`] with the error name and message systemd sent.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The unit name was refused before any bus traffic.
@@ -138,6 +145,11 @@ pub enum Error {
         "unknown verb {0:?} (expected one of: start, stop, restart, reload, try-restart, reload-or-restart, reload-or-try-restart)"
     )]
     UnknownVerb(String),
+
+    /// A request that cannot be made as given, refused before any bus traffic (e.g. `--now`
+    /// with `link` or `preset`, which queue no job).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 
     /// Connecting did not finish in time: the peer accepted the connection but did not
     /// answer (a stopped or hung manager or bus daemon).
@@ -368,6 +380,50 @@ pub enum Error {
         source: BusError,
     },
 
+    /// systemd refused or failed a change of unit files (`enable`, `disable`, `mask`...):
+    /// a file in the way, a read-only configuration directory, a generated unit, an invalid
+    /// `[Install]` section. Nothing was changed, or what was is not reported by systemd:
+    /// its D-Bus error replaces the list of changes.
+    #[error("{unit}: {verb} failed, {problem}: {source}")]
+    UnitFileFailed {
+        /// The unit (or units) of the request.
+        unit: String,
+        /// The operation asked for.
+        verb: UnitFileVerb,
+        /// What kind of failure systemd's error names.
+        problem: UnitFileProblem,
+        /// What systemd said.
+        source: BusError,
+    },
+
+    /// A unit was to be enabled ([`StartupGoal::Enabled`](crate::StartupGoal::Enabled)) but
+    /// its unit file has no installation information: no `WantedBy=`, `RequiredBy=`,
+    /// `UpheldBy=`, `Also=` or `Alias=` in an `[Install]` section (nor `DefaultInstance=`
+    /// for a template), so systemd had nothing to enable and changed nothing.
+    #[error(
+        "{unit}: cannot be enabled: its unit file has no installation information (no [Install] section with WantedBy=, RequiredBy=, Also= or Alias=); it is {state}"
+    )]
+    NoInstallInfo {
+        /// The unit.
+        unit: String,
+        /// Its unit-file state afterwards.
+        state: UnitFileState,
+    },
+
+    /// Bringing a unit to its desired state ([`Manager::desired`](crate::Manager::desired))
+    /// failed after some of it was done: `applied` says what was (unit-file changes, a
+    /// reload, jobs), `error` what then failed. Its exit status is `error`'s.
+    #[error("{unit}: {error} (after: {})", applied.done_summary())]
+    PartlyApplied {
+        /// The unit.
+        unit: String,
+        /// What was done before the failure.
+        applied: Box<Convergence>,
+        /// The failure.
+        #[source]
+        error: Box<Error>,
+    },
+
     /// Any other D-Bus error, with the call that failed.
     #[error("{unit}: {call} failed: {source}")]
     Bus {
@@ -388,6 +444,7 @@ impl Error {
             InvalidUnitName { name, .. } => Some(name),
             UnknownJobMode(_)
             | UnknownVerb(_)
+            | InvalidRequest(_)
             | BadRemote { .. }
             | RemoteUnreachable { .. }
             | Connect { .. }
@@ -407,6 +464,9 @@ impl Error {
             | Timeout { unit, .. }
             | ManagerGone { unit, .. }
             | Disconnected { unit, .. }
+            | UnitFileFailed { unit, .. }
+            | NoInstallInfo { unit, .. }
+            | PartlyApplied { unit, .. }
             | Bus { unit, .. } => Some(unit),
         }
     }
@@ -419,6 +479,7 @@ impl Error {
             | Error::RunFailed { job, .. }
             | Error::OutcomeUnknown { job, .. } => Some(job),
             Error::Timeout { job, .. } | Error::ManagerGone { job, .. } => job.as_ref(),
+            Error::PartlyApplied { error, .. } => error.job(),
             _ => None,
         }
     }
@@ -451,6 +512,7 @@ impl Error {
             Error::NotActive { unit, journal, .. } if **journal != RunJournal::NotRead => {
                 vec![(unit.as_str(), &**journal)]
             }
+            Error::PartlyApplied { error, .. } => error.run_journals(),
             _ => Vec::new(),
         }
     }
@@ -468,7 +530,9 @@ impl Error {
             | JobTypeNotApplicable { source, .. }
             | TransactionRefused { source, .. }
             | Disconnected { source, .. }
+            | UnitFileFailed { source, .. }
             | Bus { source, .. } => Some(source),
+            PartlyApplied { error, .. } => error.bus_error(),
             _ => None,
         }
     }
@@ -477,8 +541,8 @@ impl Error {
     ///
     /// | status | meaning |
     /// |---|---|
-    /// | 1 | the job ended with a result other than done/skipped, the unit is not active, or a unit run to completion ended badly |
-    /// | 2 | usage: invalid unit name, unknown mode or verb, invalid remote host |
+    /// | 1 | the job ended with a result other than done/skipped, the unit is not active, a unit run to completion ended badly, or a unit-file change failed (as `systemctl enable` and friends exit) |
+    /// | 2 | usage: invalid unit name, unknown mode or verb, invalid request, invalid remote host |
     /// | 3 | job type not applicable |
     /// | 4 | access denied (also to the socket, when connecting), transaction refused |
     /// | 5 | no such unit |
@@ -488,8 +552,17 @@ impl Error {
     pub fn exit_status(&self) -> i32 {
         use Error::*;
         match self {
-            JobFailed { .. } | NotActive { .. } | RunFailed { .. } => 1,
-            InvalidUnitName { .. } | UnknownJobMode(_) | UnknownVerb(_) | BadRemote { .. } => 2,
+            JobFailed { .. }
+            | NotActive { .. }
+            | RunFailed { .. }
+            | UnitFileFailed { .. }
+            | NoInstallInfo { .. } => 1,
+            PartlyApplied { error, .. } => error.exit_status(),
+            InvalidUnitName { .. }
+            | UnknownJobMode(_)
+            | UnknownVerb(_)
+            | InvalidRequest(_)
+            | BadRemote { .. } => 2,
             JobTypeNotApplicable { .. } => 3,
             AccessDenied { .. } | TransactionRefused { .. } => 4,
             Connect { source, .. }
@@ -538,9 +611,6 @@ impl Error {
         let unit = unit.to_owned();
         let source = e;
         match source.name() {
-            "org.freedesktop.systemd1.NoSuchUnit" => Error::NoSuchUnit { unit, source },
-            "org.freedesktop.systemd1.UnitMasked" => Error::UnitMasked { unit, source },
-            "org.freedesktop.systemd1.LoadFailed" => Error::LoadFailed { unit, source },
             "org.freedesktop.systemd1.JobTypeNotApplicable" => {
                 Error::JobTypeNotApplicable { unit, verb, source }
             }
@@ -550,7 +620,53 @@ impl Error {
             | "org.freedesktop.systemd1.OnlyByDependency"
             | "org.freedesktop.systemd1.NoIsolation"
             | "org.freedesktop.systemd1.ShuttingDown" => Error::TransactionRefused { unit, source },
+            _ => Error::from_unit_call(&unit, call, source),
+        }
+    }
+
+    /// Maps a D-Bus error reply to a call about one unit: systemd's errors about the unit
+    /// itself (no such unit, masked, failed to load) to their variants, the rest as
+    /// [`Error::from_call`].
+    pub(crate) fn from_unit_call(unit: &str, call: &'static str, source: BusError) -> Self {
+        let unit = unit.to_owned();
+        match source.name() {
+            "org.freedesktop.systemd1.NoSuchUnit" => Error::NoSuchUnit { unit, source },
+            "org.freedesktop.systemd1.UnitMasked" => Error::UnitMasked { unit, source },
+            "org.freedesktop.systemd1.LoadFailed" => Error::LoadFailed { unit, source },
             _ => Error::from_call(&unit, call, source),
+        }
+    }
+
+    /// Maps a D-Bus error reply to a unit-file operation (`EnableUnitFiles`, ...) on `unit`
+    /// (one or several units, joined) to the matching variant.
+    pub(crate) fn from_unit_file_call(
+        unit: &str,
+        verb: UnitFileVerb,
+        call: &'static str,
+        source: BusError,
+    ) -> Self {
+        let name = source.name();
+        let about_files = match name {
+            "org.freedesktop.systemd1.NoSuchUnit"
+            | "org.freedesktop.systemd1.UnitMasked"
+            | "org.freedesktop.systemd1.LoadFailed" => false,
+            // systemd's own errors, and an errno from the file system (`System.Error.EROFS`,
+            // `FileNotFound`, `InvalidArgs` for a path that is not absolute...).
+            _ => {
+                name.starts_with("org.freedesktop.systemd1.")
+                    || name.starts_with("System.Error.")
+                    || name == "org.freedesktop.DBus.Error.FileNotFound"
+                    || name == "org.freedesktop.DBus.Error.InvalidArgs"
+            }
+        };
+        if !about_files {
+            return Error::from_unit_call(unit, call, source);
+        }
+        Error::UnitFileFailed {
+            unit: unit.to_owned(),
+            verb,
+            problem: UnitFileProblem::from_error_name(name),
+            source,
         }
     }
 

@@ -148,11 +148,14 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 // Values and errors.
+mod daemon;
 mod deadline;
+mod desired;
 mod error;
 mod job;
 mod journal;
 mod unit;
+mod unit_file;
 pub mod unit_name;
 // The crate's only unsafe code: two C calls, each with its SAFETY comment.
 #[allow(unsafe_code)]
@@ -172,6 +175,8 @@ mod manager;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use daemon::{Reexecuted, Reloaded};
+pub use desired::{ActiveGoal, Convergence, StartupGoal, Step, UnitStatus};
 pub use error::{BusError, ConnectStep, Error, RemoteProblem, Result};
 pub use job::{
     FailedDependency, Job, JobMode, JobOutcome, JobResult, JobState, ResultSource, TransactionJob,
@@ -184,13 +189,18 @@ pub use journal::{
 pub use manager::{Manager, ManagerBuilder};
 pub use ops::batch::Batch;
 pub use ops::completion::{Completion, QueuedRun};
+pub use ops::converge::{DEFAULT_ACTIVE_CHECK, Desired};
 pub use ops::progress::Progress;
 pub use ops::queued::QueuedJob;
+pub use ops::unit_files::UnitFiles;
 pub use ops::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_JOB_CHECK_INTERVAL, DEFAULT_REEXEC_GRACE};
 pub use session::caller::Caller;
 pub use transport::Bus;
 pub use transport::remote::Remote;
 pub use unit::{ExitStatus, FailureReason, UnitResult, UnitState};
+pub use unit_file::{
+    ChangeKind, UnitFileChange, UnitFileOutcome, UnitFileProblem, UnitFileState, UnitFileVerb,
+};
 pub use unit_name::NameProblem;
 
 /// The README's code examples, compiled as doctests.

@@ -6,19 +6,27 @@ use std::time::Duration;
 
 use dbus::blocking::Connection;
 
+use crate::daemon::{Reexecuted, Reloaded};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobMode, JobOutcome, Verb};
 use crate::journal::reader::Source;
 use crate::ops::batch::Batch;
 use crate::ops::completion::{Completion, QueuedRun};
+use crate::ops::converge::Desired;
+use crate::ops::daemon::{daemon_reexec, daemon_reload};
 use crate::ops::enqueue::{enqueue, enqueue_run};
 use crate::ops::progress::Progress;
 use crate::ops::queued::{self, QueuedJob};
+use crate::ops::reset_failed::reset_failed;
+use crate::ops::unit_files::UnitFiles;
 use crate::ops::{Context, Options};
+use crate::proto::unit_files::unit_file_state;
 use crate::session::caller::Caller;
 use crate::session::{Session, Timing};
 use crate::transport::Bus;
+use crate::unit_file::{UnitFileState, UnitFileVerb};
+use crate::unit_name;
 
 /// Builds a [`Manager`] with non-default options.
 ///
@@ -546,6 +554,104 @@ impl Manager {
     /// Starts a batch: several jobs queued together and waited for under one deadline.
     pub fn batch(&self) -> Batch<'_> {
         Batch::new(&self.cx)
+    }
+
+    /// Reloads the manager (`daemon-reload`: `Reload()`) and returns once it has finished
+    /// reloading, within `timeout`. The manager answers only then; the wait is this
+    /// operation's deadline, not a method-call default (a reload of a large system, or one
+    /// whose generators are slow, can take longer than the 25 s libdbus would wait).
+    /// Jobs already queued keep running and keep their results, for this handle's waits
+    /// (whose `JobRemoved` is dispatched meanwhile) and for everybody else's. If the manager
+    /// re-executes before it answers (someone's `daemon-reexec`), the reload is done once the
+    /// new manager is there ([`Reloaded::by_reexecution`](crate::Reloaded::by_reexecution)).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use systemd_jobs::Manager;
+    ///
+    /// let manager = Manager::system()?;
+    /// std::fs::write("/etc/systemd/system/app.service", "[Service]\nExecStart=/usr/bin/app\n").unwrap();
+    /// manager.daemon_reload(Duration::from_secs(120))?;
+    /// # Ok::<(), systemd_jobs::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Named `daemon-reload` (in the `unit` field): [`Error::Timeout`] when the manager has
+    /// not finished by the deadline (a hung or stopped manager), [`Error::AccessDenied`]
+    /// when polkit refuses (`org.freedesktop.systemd1.reload-daemon`),
+    /// [`Error::ManagerGone`], [`Error::ManagerUnavailable`], [`Error::Disconnected`] and
+    /// [`Error::Bus`] for the manager or bus failing.
+    pub fn daemon_reload(&self, timeout: Duration) -> Result<Reloaded> {
+        daemon_reload(&self.cx, &Deadline::after(timeout))
+    }
+
+    /// Re-executes the manager (`daemon-reexec`: `Reexecute()`, what package upgrades of
+    /// systemd run) and returns once the new manager answers (its `Version`), within
+    /// `timeout`. Queued jobs survive a re-execution; this handle's waits follow the
+    /// manager as after any re-execution.
+    ///
+    /// # Errors
+    /// As [`daemon_reload`](Manager::daemon_reload), named `daemon-reexec`;
+    /// [`Error::ManagerGone`] when no new manager takes over within the
+    /// [re-exec grace](ManagerBuilder::reexec_grace).
+    pub fn daemon_reexec(&self, timeout: Duration) -> Result<Reexecuted> {
+        daemon_reexec(&self.cx, &Deadline::after(timeout))
+    }
+
+    /// A unit-file operation (`enable`, `disable`, `reenable`, `link`, `preset`, `mask`,
+    /// `unmask`) on `units`: names, templates (`app@.service`), or absolute paths to unit
+    /// files; see [`UnitFiles`] for its options (`--runtime`, `--force`, `--now`,
+    /// `--no-reload`) and what it reports.
+    pub fn unit_files<I, S>(&self, verb: UnitFileVerb, units: I) -> UnitFiles<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        UnitFiles::new(&self.cx, verb, units.into_iter().map(Into::into).collect())
+    }
+
+    /// The unit file's state (`systemctl is-enabled`): `enabled`, `disabled`, `static`,
+    /// `masked`, ... and [`UnitFileState::NotFound`] where there is no unit file of that
+    /// name.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUnitName`] before any bus traffic; [`Error::Timeout`], and the manager
+    /// and bus errors of any call.
+    pub fn unit_file_state(&self, unit: &str, timeout: Duration) -> Result<UnitFileState> {
+        unit_name::validate_file(unit)?;
+        let deadline = Deadline::after(timeout);
+        unit_file_state(&self.cx.caller(), unit, deadline.call_timeout()).map_err(|e| {
+            Error::unless_timed_out(unit, &deadline, || {
+                Error::from_unit_call(unit, "GetUnitFileState", e.into())
+            })
+        })
+    }
+
+    /// Clears `unit`'s `failed` state and its start-rate counter (`systemctl reset-failed
+    /// UNIT`: `ResetFailedUnit`), so that a unit that hit its start limit
+    /// (`start-limit-hit`) can be started again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUnitName`] before any bus traffic; [`Error::NoSuchUnit`] for a unit
+    /// that is not loaded (so not failed either); [`Error::AccessDenied`] when polkit
+    /// refuses (`manage-units`); [`Error::Timeout`], and the manager and bus errors of any
+    /// call.
+    pub fn reset_failed(&self, unit: &str, timeout: Duration) -> Result<()> {
+        reset_failed(&self.cx, Some(unit), &Deadline::after(timeout))
+    }
+
+    /// Clears the `failed` state of every unit (`systemctl reset-failed`: `ResetFailed`).
+    ///
+    /// # Errors
+    /// As [`reset_failed`](Manager::reset_failed), named `reset-failed`.
+    pub fn reset_all_failed(&self, timeout: Duration) -> Result<()> {
+        reset_failed(&self.cx, None, &Deadline::after(timeout))
+    }
+
+    /// The desired state of `unit`, to check or apply idempotently: whether it runs and
+    /// whether it starts at boot (see [`Desired`]).
+    pub fn desired(&self, unit: impl Into<String>) -> Desired<'_> {
+        Desired::new(&self.cx, unit.into())
     }
 
     /// Cancels a queued job (`Cancel` on the job object).

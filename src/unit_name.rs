@@ -185,6 +185,39 @@ pub(crate) fn validate(name: &str) -> Result<()> {
     })
 }
 
+/// Checks what a unit-file operation takes: a unit name, a template (`app@.service`, which
+/// `enable` instantiates with its `DefaultInstance=`), or an absolute path to a unit file
+/// whose file name is one of those (`link`, and `enable` of a file outside the search path).
+pub(crate) fn validate_file(arg: &str) -> Result<()> {
+    let name = match arg.rsplit_once('/') {
+        Some((_, name)) if arg.starts_with('/') => name,
+        Some(_) => {
+            return Err(Error::InvalidUnitName {
+                name: arg.to_owned(),
+                problem: NameProblem::InvalidPath,
+            });
+        }
+        None => arg,
+    };
+    match check(name) {
+        Ok(()) | Err(NameProblem::TemplateWithoutInstance) => Ok(()),
+        Err(problem) => Err(Error::InvalidUnitName {
+            name: arg.to_owned(),
+            problem,
+        }),
+    }
+}
+
+/// The unit a unit-file argument names: the file name of a path, else the argument.
+pub(crate) fn file_unit(arg: &str) -> &str {
+    arg.rsplit_once('/').map_or(arg, |(_, name)| name)
+}
+
+/// Whether `name` is a template (`app@.service`), which has no job of its own.
+pub(crate) fn is_template(name: &str) -> bool {
+    check(name) == Err(NameProblem::TemplateWithoutInstance)
+}
+
 fn escape_byte(out: &mut String, b: u8) {
     out.push_str(&format!("\\x{b:02x}"));
 }
@@ -302,18 +335,47 @@ pub fn instance(template: &str, text: &str) -> Result<String> {
 /// [`Error::InvalidUnitName`] for a glob, an empty name, a template without instance, an
 /// unnormalized path, or a result over [`MAX_UNIT_NAME_LEN`] bytes.
 pub fn mangle(input: &str) -> Result<String> {
-    mangle_inner(input).map_err(|problem| Error::InvalidUnitName {
+    mangle_inner(input, false).map_err(|problem| Error::InvalidUnitName {
         name: input.to_owned(),
         problem,
     })
 }
 
-fn mangle_inner(input: &str) -> Result<String, NameProblem> {
+/// Turns what a person types into what a unit-file operation (`enable`, `mask`...) takes,
+/// as `systemctl` does for those: a path (anything with a `/`) stays a path to a unit file,
+/// which must be absolute; a template (`app@`, `app@.service`) stays a template, which
+/// `enable` instantiates with its `DefaultInstance=`; anything else is mangled as by
+/// [`mangle`].
+///
+/// ```
+/// use systemd_jobs::unit_name::mangle_file;
+/// assert_eq!(mangle_file("nginx").unwrap(), "nginx.service");
+/// assert_eq!(mangle_file("getty@").unwrap(), "getty@.service");
+/// assert_eq!(mangle_file("/opt/app/app.service").unwrap(), "/opt/app/app.service");
+/// assert!(mangle_file("app/app.service").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidUnitName`] for a relative path, a path or name whose file name is not a
+/// unit name, a glob, or an empty name.
+pub fn mangle_file(input: &str) -> Result<String> {
+    if input.contains('/') {
+        validate_file(input)?;
+        return Ok(input.to_owned());
+    }
+    mangle_inner(input, true).map_err(|problem| Error::InvalidUnitName {
+        name: input.to_owned(),
+        problem,
+    })
+}
+
+fn mangle_inner(input: &str, templates: bool) -> Result<String, NameProblem> {
     if input.is_empty() {
         return Err(NameProblem::Empty);
     }
     match check(input) {
         Ok(()) => return Ok(input.to_owned()),
+        Err(NameProblem::TemplateWithoutInstance) if templates => return Ok(input.to_owned()),
         Err(p @ NameProblem::TemplateWithoutInstance) => return Err(p),
         Err(_) => {}
     }
@@ -348,8 +410,10 @@ fn mangle_inner(input: &str) -> Result<String, NameProblem> {
         }
         out
     };
-    check(&mangled)?;
-    Ok(mangled)
+    match check(&mangled) {
+        Err(NameProblem::TemplateWithoutInstance) if templates => Ok(mangled),
+        checked => checked.map(|()| mangled),
+    }
 }
 
 /// The key systemd hashes long path unit names with (`LONG_UNIT_NAME_HASH_KEY`).

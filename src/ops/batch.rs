@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::job::{JobMode, JobOutcome, Verb};
 use crate::ops::Context;
 use crate::ops::completion::{Completion, QueuedRun};
+use crate::ops::daemon::daemon_reload;
 use crate::ops::enqueue::{enqueue, enqueue_many, enqueue_run};
 use crate::ops::follow::Follow;
 use crate::ops::progress::{self, Progress, Reporter, Watched};
@@ -41,6 +42,7 @@ pub struct Batch<'m> {
     mode: JobMode,
     items: Vec<(Verb, String, Option<JobMode>)>,
     progress: Option<Reporter<'m>>,
+    daemon_reload_first: bool,
 }
 
 impl<'m> Batch<'m> {
@@ -50,6 +52,7 @@ impl<'m> Batch<'m> {
             mode: JobMode::default(),
             items: Vec::new(),
             progress: None,
+            daemon_reload_first: false,
         }
     }
 
@@ -68,6 +71,32 @@ impl<'m> Batch<'m> {
     /// Adds a `verb` job for `unit` with its own job mode.
     pub fn add_with_mode(mut self, verb: Verb, unit: impl Into<String>, mode: JobMode) -> Self {
         self.items.push((verb, unit.into(), Some(mode)));
+        self
+    }
+
+    /// Reload the manager (`daemon-reload`) before the jobs are queued, within the batch's
+    /// one deadline, so that jobs of units whose files (or generators' input, such as
+    /// `/etc/fstab`) just changed act on what is on disk now. If the reload fails, every
+    /// item fails with its error and no job is queued. Default: `false`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use systemd_jobs::{JobMode, Manager, Verb};
+    ///
+    /// let manager = Manager::system()?;
+    /// // A line was appended to /etc/fstab: let the generator make its .mount unit, then
+    /// // restart the targets that pull the mounts in.
+    /// let results = manager
+    ///     .batch()
+    ///     .daemon_reload_first(true)
+    ///     .mode(JobMode::Fail)
+    ///     .add(Verb::Restart, "local-fs.target")
+    ///     .add(Verb::Restart, "remote-fs.target")
+    ///     .run(Duration::from_secs(90));
+    /// # Ok::<(), systemd_jobs::Error>(())
+    /// ```
+    pub fn daemon_reload_first(mut self, reload: bool) -> Self {
+        self.daemon_reload_first = reload;
         self
     }
 
@@ -91,6 +120,9 @@ impl<'m> Batch<'m> {
     /// in input order.
     pub fn run_to_completion(self, timeout: Duration) -> Vec<Result<Completion>> {
         let deadline = Deadline::after(timeout);
+        if let Some(failed) = self.reload_first(&deadline) {
+            return failed;
+        }
         // The start jobs first, all together; then each unit in turn.
         let runs =
             self.queue_each(|cx, verb, unit, mode| enqueue_run(cx, verb, unit, mode, &deadline));
@@ -103,6 +135,16 @@ impl<'m> Batch<'m> {
         runs.into_iter()
             .map(|run| run?.wait_until(&deadline))
             .collect()
+    }
+
+    /// The reload asked for with [`daemon_reload_first`](Batch::daemon_reload_first); if it
+    /// fails, its error for every item.
+    fn reload_first<T>(&self, deadline: &Deadline) -> Option<Vec<Result<T>>> {
+        if !self.daemon_reload_first {
+            return None;
+        }
+        let e = daemon_reload(self.cx, deadline).err()?;
+        Some(self.items.iter().map(|_| Err(e.clone())).collect())
     }
 
     /// Queues every item in one transaction where it can: items that all share one verb and
@@ -141,8 +183,8 @@ impl<'m> Batch<'m> {
         paths: &[&str],
         deadline: &Deadline,
     ) -> std::result::Result<(), Interrupted> {
-        self.cx.session.pump_until(deadline, |inbox| {
-            paths.iter().all(|p| inbox.settled(p).is_some())
+        self.cx.session.pump_until(deadline, |router| {
+            paths.iter().all(|p| router.inbox.settled(p).is_some())
         })
     }
 
@@ -163,11 +205,19 @@ impl<'m> Batch<'m> {
     /// call of its own, in input order, and ordering between the named units depends on
     /// timing: a unit whose job starts before another's is queued is not held back by an
     /// `After=` on it.
-    pub fn run(mut self, timeout: Duration) -> Vec<Result<JobOutcome>> {
-        let deadline = Deadline::after(timeout);
-        if let Some(mut reporter) = self.progress.take() {
-            return self.run_reporting(&mut reporter, &deadline);
+    pub fn run(self, timeout: Duration) -> Vec<Result<JobOutcome>> {
+        self.run_until(&Deadline::after(timeout))
+    }
+
+    /// [`run`](Batch::run) within `deadline`.
+    pub(crate) fn run_until(mut self, deadline: &Deadline) -> Vec<Result<JobOutcome>> {
+        if let Some(failed) = self.reload_first(deadline) {
+            return failed;
         }
+        if let Some(mut reporter) = self.progress.take() {
+            return self.run_reporting(&mut reporter, deadline);
+        }
+        let deadline = *deadline;
         let queued = self.queue_as_one_transaction(&deadline).unwrap_or_else(|| {
             self.queue_each(|cx, verb, unit, mode| enqueue(cx, verb, unit, mode, &deadline))
         });
@@ -219,6 +269,7 @@ impl std::fmt::Debug for Batch<'_> {
             .field("mode", &self.mode)
             .field("items", &self.items)
             .field("progress", &self.progress)
+            .field("daemon_reload_first", &self.daemon_reload_first)
             .finish_non_exhaustive()
     }
 }

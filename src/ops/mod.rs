@@ -4,12 +4,16 @@
 
 pub(crate) mod batch;
 pub(crate) mod completion;
+pub(crate) mod converge;
+pub(crate) mod daemon;
 pub(crate) mod dependency;
 pub(crate) mod enqueue;
 pub(crate) mod follow;
 pub(crate) mod progress;
 pub(crate) mod queued;
+pub(crate) mod reset_failed;
 pub(crate) mod run_journal;
+pub(crate) mod unit_files;
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -17,6 +21,7 @@ use std::time::Duration;
 
 use crate::journal::DEFAULT_JOURNAL_LINES;
 use crate::journal::reader::Source;
+use crate::proto::unit_files::Missing;
 use crate::session::Session;
 use crate::session::caller::Caller;
 
@@ -73,6 +78,8 @@ pub(crate) struct Context {
     /// Cleared once the manager answered `EnqueueUnitJobMany` with `UnknownMethod` (systemd
     /// before 262) or its bus policy refused it: batches then queue one job per call.
     pub(crate) enqueue_unit_job_many: Cell<bool>,
+    /// The unit-file methods the manager turned out not to have (or not to let us call).
+    pub(crate) unit_file_methods: Missing,
     /// Where the manager's journal is read after a failure.
     pub(crate) journal: Source,
 }
@@ -83,6 +90,7 @@ impl Context {
             journal,
             enqueue_unit_job: Cell::new(!options.per_verb_methods),
             enqueue_unit_job_many: Cell::new(!options.per_verb_methods),
+            unit_file_methods: Missing::default(),
             session,
             options,
         }

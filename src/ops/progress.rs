@@ -108,8 +108,8 @@ pub(crate) fn wait_reporting(
         let seen: Vec<_> = watched.iter().map(|w| Arc::clone(&w.follow.seen)).collect();
         let paths: Vec<&str> = watched.iter().map(|w| w.job.path()).collect();
         let slice = Deadline::after(reporter.every.min(deadline.remaining()));
-        let waited = cx.session.pump_until(&slice, |inbox| {
-            paths.iter().all(|p| inbox.settled(p).is_some())
+        let waited = cx.session.pump_until(&slice, |router| {
+            paths.iter().all(|p| router.inbox.settled(p).is_some())
                 || seen
                     .iter()
                     .any(|s| s.lock().unwrap_or_else(|p| p.into_inner()).changed)

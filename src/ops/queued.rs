@@ -29,6 +29,8 @@ pub struct QueuedJob<'m> {
     job: Job,
     transaction: Vec<TransactionJob>,
     queued_at_usec: u64,
+    /// The grace of the active check after a start-like job ends `done`, if any.
+    check_active: Option<Duration>,
 }
 
 impl std::fmt::Debug for QueuedJob<'_> {
@@ -67,7 +69,15 @@ impl<'m> QueuedJob<'m> {
             job,
             transaction,
             queued_at_usec,
+            check_active: cx.options.check_active,
         }
+    }
+
+    /// Checks that the unit is active `grace` after a start-like job ends `done` (`None`:
+    /// no check), instead of what the handle's options say.
+    pub(crate) fn with_active_check(mut self, grace: Option<Duration>) -> Self {
+        self.check_active = grace;
+        self
     }
 
     /// The job's id and path.
@@ -162,7 +172,7 @@ impl<'m> QueuedJob<'m> {
         let waited = self
             .cx
             .session
-            .pump_until(deadline, |inbox| inbox.settled(path).is_some());
+            .pump_until(deadline, |router| router.inbox.settled(path).is_some());
         self.finish(waited, deadline)
     }
 
@@ -235,9 +245,7 @@ impl<'m> QueuedJob<'m> {
             self.verb,
             Verb::Start | Verb::Restart | Verb::ReloadOrRestart
         );
-        if let (Some(grace), true, JobResult::Done) =
-            (options.check_active, starts, &removed.result)
-        {
+        if let (Some(grace), true, JobResult::Done) = (self.check_active, starts, &removed.result) {
             self.check_active(grace, deadline, &job)?;
         }
         Ok(JobOutcome {

@@ -200,6 +200,37 @@ pub(crate) fn load_unit(
     unit_path_by(via, "LoadUnit", unit, timeout)
 }
 
+/// `ListUnitsByPatterns([], [pattern])`: the names of the loaded units that match a glob
+/// (`app@*.service`, the instances of a template).
+///
+/// # Errors
+/// systemd's error reply; a reply of the wrong shape as `org.freedesktop.DBus.Error.Failed`.
+pub(crate) fn units_matching(
+    via: &impl BlockingSender,
+    pattern: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, dbus::Error> {
+    type Listed = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        dbus::Path<'static>,
+        u32,
+        String,
+        dbus::Path<'static>,
+    );
+    let no_states: &[&str] = &[];
+    let call = manager_call("ListUnitsByPatterns").append2(no_states, &[pattern][..]);
+    let reply = via.send_with_reply_and_block(call, timeout)?;
+    let units: Vec<Listed> = reply
+        .read1()
+        .map_err(|e| unexpected("ListUnitsByPatterns", e))?;
+    Ok(units.into_iter().map(|u| u.0).collect())
+}
+
 /// `GetJob(u id)`: whether the manager still has the job.
 ///
 /// # Errors

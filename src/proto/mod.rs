@@ -4,6 +4,7 @@
 
 pub(crate) mod authorization;
 pub(crate) mod calls;
+pub(crate) mod unit_files;
 pub(crate) mod unit_reader;
 
 use dbus::Message;
@@ -27,6 +28,7 @@ pub(crate) mod errors {
     pub(crate) const UNKNOWN_METHOD: &str = "org.freedesktop.DBus.Error.UnknownMethod";
     pub(crate) const NO_SUCH_JOB: &str = "org.freedesktop.systemd1.NoSuchJob";
     pub(crate) const FAILED: &str = "org.freedesktop.DBus.Error.Failed";
+    pub(crate) const FILE_NOT_FOUND: &str = "org.freedesktop.DBus.Error.FileNotFound";
 }
 
 /// A call to the bus daemon itself with one string argument (`AddMatch`, `RemoveMatch`...).
@@ -40,6 +42,13 @@ pub(crate) fn bus_call(member: &str, arg: &str) -> Message {
 pub(crate) fn manager_call(member: &str) -> Message {
     Message::new_method_call(SYSTEMD_NAME, MANAGER_PATH, MANAGER_IFACE, member)
         .expect("valid manager call")
+}
+
+/// A property of the manager object (`Get` on `org.freedesktop.systemd1.Manager`).
+pub(crate) fn manager_property(name: &str) -> Message {
+    Message::new_method_call(SYSTEMD_NAME, MANAGER_PATH, PROPERTIES_IFACE, "Get")
+        .expect("valid manager property call")
+        .append2(MANAGER_IFACE, name)
 }
 
 /// Whether systemd (or polkit for it) refused a call, as opposed to failing it.

@@ -145,6 +145,11 @@ impl<'a, C: BlockingSender> UnitReader<'a, C> {
         Ok(all)
     }
 
+    /// The unit's `LoadState`: `loaded`, `not-found`, `masked`, `bad-setting`, `error`...
+    pub(crate) fn load_state(&self) -> Result<String, BusError> {
+        self.get("org.freedesktop.systemd1.Unit", "LoadState")
+    }
+
     /// The unit's active state, sub-state and condition result.
     pub(crate) fn state(&self) -> Result<UnitState, BusError> {
         const UNIT: &str = "org.freedesktop.systemd1.Unit";

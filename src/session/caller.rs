@@ -88,6 +88,28 @@ impl dbus::channel::Sender for Caller<'_> {
 }
 
 impl Caller<'_> {
+    /// A method call whose answer is waited for until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`BlockingSender::send_with_reply_and_block`].
+    pub(crate) fn call_for(
+        &self,
+        msg: Message,
+        deadline: &crate::deadline::Deadline,
+    ) -> Result<Message, dbus::Error> {
+        self.session
+            .call(self.prepare(msg)?, deadline.call_timeout())
+    }
+
+    /// Sends the call `msg` and returns its serial, whose reply the session's router keeps
+    /// for a wait that pumps the connection itself ([`Session::pump_until`]).
+    ///
+    /// # Errors
+    /// The interactive-authorization flag could not be set, or the message not be queued.
+    pub(crate) fn start_call(&self, msg: Message) -> Result<u32, dbus::Error> {
+        self.session.start_call(self.prepare(msg)?)
+    }
+
     /// Sends `msg` with no reply expected, and flushes it; whether it could be queued.
     pub(crate) fn send_no_reply(&self, msg: Message) -> bool {
         match self.prepare(msg) {

@@ -77,6 +77,8 @@ pub(crate) struct Inbox {
     /// Set when the manager came back (a new owner, a new connection); the waiting code then
     /// checks that the jobs it waits on still exist.
     reattached: bool,
+    /// How many times the manager came back since the session began.
+    comebacks: u64,
 }
 
 impl Inbox {
@@ -209,6 +211,13 @@ impl Inbox {
     /// Marks the manager as reached again on a new connection.
     pub(crate) fn mark_reattached(&mut self) {
         self.reattached = true;
+        self.comebacks += 1;
+    }
+
+    /// How many times the manager came back (a new owner of its name, a new connection to
+    /// its socket) since the session began: a change of this count means it re-executed.
+    pub(crate) fn comebacks(&self) -> u64 {
+        self.comebacks
     }
 
     /// Records a `JobRemoved` if it is systemd's (on a bus: sent by the current owner of
@@ -263,7 +272,7 @@ impl Inbox {
         } else {
             log::debug!("{SYSTEMD_NAME} moved from {old:?} to {new}: the manager re-executed");
             self.owner = Owner::Known(new.to_owned());
-            self.reattached = true;
+            self.mark_reattached();
         }
     }
 }

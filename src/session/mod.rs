@@ -60,7 +60,6 @@ use crate::proto::{SYSTEMD_NAME, calls, errors};
 use crate::transport::Bus;
 use crate::transport::handshake::{self, OpenFailure};
 use caller::Caller;
-use inbox::Inbox;
 use router::{HandlerId, OnSignal, Router};
 pub(crate) use rules::RuleHold;
 use rules::Rules;
@@ -237,14 +236,12 @@ impl Session {
         Ok(serial)
     }
 
-    /// A method call: sends `msg`, then pumps until its reply arrives or `timeout` passes.
-    /// Everything that arrives meanwhile is dispatched in order, each message once.
+    /// Sends the method call `msg` and returns its serial, whose reply the router keeps for
+    /// whoever pumps the connection next.
     ///
     /// # Errors
-    /// The error reply; `NoReply` when `timeout` passes; `Disconnected` when the
-    /// connection breaks.
-    pub(crate) fn call(&self, msg: Message, timeout: Duration) -> Result<Message, dbus::Error> {
-        let deadline = Deadline::after(timeout);
+    /// `Disconnected` when the connection is gone.
+    pub(crate) fn start_call(&self, msg: Message) -> Result<u32, dbus::Error> {
         if self.rules.len() > 0 {
             // Signals may have queued up for us (a job handle kept without waiting): take them
             // in first. A bus daemon drops every message, replies too, for a connection whose
@@ -254,7 +251,18 @@ impl Session {
                 return Err(dbus::Error::new_custom(e.name(), e.message()));
             }
         }
-        let serial = self.send_awaiting(msg)?;
+        self.send_awaiting(msg)
+    }
+
+    /// A method call: sends `msg`, then pumps until its reply arrives or `timeout` passes.
+    /// Everything that arrives meanwhile is dispatched in order, each message once.
+    ///
+    /// # Errors
+    /// The error reply; `NoReply` when `timeout` passes; `Disconnected` when the
+    /// connection breaks.
+    pub(crate) fn call(&self, msg: Message, timeout: Duration) -> Result<Message, dbus::Error> {
+        let deadline = Deadline::after(timeout);
+        let serial = self.start_call(msg)?;
         loop {
             if let Some(mut reply) = self.router().take_reply(serial) {
                 reply.as_result()?;
@@ -323,18 +331,19 @@ impl Session {
         self.rules.len()
     }
 
-    /// Pumps the connection until `done` holds for the inbox, the deadline passes, the
-    /// manager goes away for longer than the grace, or the connection breaks for good. Each
-    /// wait blocks in `poll` for what is left of the deadline; nothing spins.
+    /// Pumps the connection until `done` holds for the router (its inbox, the replies it
+    /// keeps), the deadline passes, the manager goes away for longer than the grace, or the
+    /// connection breaks for good. Each wait blocks in `poll` for what is left of the
+    /// deadline; nothing spins.
     pub(crate) fn pump_until(
         &self,
         deadline: &Deadline,
-        mut done: impl FnMut(&Inbox) -> bool,
+        mut done: impl FnMut(&Router) -> bool,
     ) -> Result<(), Interrupted> {
         loop {
             let (reattached, lost_for) = {
                 let mut router = self.router();
-                if done(&router.inbox) {
+                if done(&router) {
                     return Ok(());
                 }
                 (router.inbox.take_reattached(), router.inbox.name_lost_for())
@@ -362,7 +371,7 @@ impl Session {
                 None => {
                     // Hand over anything that already arrived before calling it a timeout.
                     self.drain()?;
-                    return if done(&self.router().inbox) {
+                    return if done(&self.router()) {
                         Ok(())
                     } else {
                         Err(Interrupted::DeadlinePassed)

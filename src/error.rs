@@ -381,8 +381,8 @@ pub enum Error {
     },
 
     /// systemd refused or failed a change of unit files (`enable`, `disable`, `mask`...):
-    /// a file in the way, a read-only configuration directory, a generated unit, an invalid
-    /// `[Install]` section. Nothing was changed, or what was is not reported by systemd:
+    /// no such unit file, a masked unit, a file in the way, a read-only configuration
+    /// directory, a generated unit, an invalid `[Install]` section. Nothing was changed, or what was is not reported by systemd:
     /// its D-Bus error replaces the list of changes.
     #[error("{unit}: {verb} failed, {problem}: {source}")]
     UnitFileFailed {
@@ -646,19 +646,12 @@ impl Error {
         source: BusError,
     ) -> Self {
         let name = source.name();
-        let about_files = match name {
-            "org.freedesktop.systemd1.NoSuchUnit"
-            | "org.freedesktop.systemd1.UnitMasked"
-            | "org.freedesktop.systemd1.LoadFailed" => false,
-            // systemd's own errors, and an errno from the file system (`System.Error.EROFS`,
-            // `FileNotFound`, `InvalidArgs` for a path that is not absolute...).
-            _ => {
-                name.starts_with("org.freedesktop.systemd1.")
-                    || name.starts_with("System.Error.")
-                    || name == "org.freedesktop.DBus.Error.FileNotFound"
-                    || name == "org.freedesktop.DBus.Error.InvalidArgs"
-            }
-        };
+        // systemd's own errors, and an errno from the file system (`System.Error.EROFS`,
+        // `FileNotFound`, `InvalidArgs` for a path that is not absolute...).
+        let about_files = name.starts_with("org.freedesktop.systemd1.")
+            || name.starts_with("System.Error.")
+            || name == "org.freedesktop.DBus.Error.FileNotFound"
+            || name == "org.freedesktop.DBus.Error.InvalidArgs";
         if !about_files {
             return Error::from_unit_call(unit, call, source);
         }

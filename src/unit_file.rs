@@ -156,9 +156,9 @@ impl fmt::Display for ChangeKind {
 
 /// One change systemd reported for a unit-file operation: `(type, file, destination)`.
 ///
-/// Its `Display` is what `systemctl` prints for it (systemd 257 and later wording):
-/// `Created symlink /etc/systemd/system/multi-user.target.wants/app.service →
-/// /etc/systemd/system/app.service.`, `Removed "/etc/.../app.service".`, ...
+/// Its `Display` is what `systemctl` prints for it, in the wording of systemd 257 and later:
+/// `Created symlink '/etc/systemd/system/multi-user.target.wants/app.service' →
+/// '/etc/systemd/system/app.service'.`, `Removed '/etc/.../app.service'.`, ...
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct UnitFileChange {
@@ -185,8 +185,8 @@ impl fmt::Display for UnitFileChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (path, source) = (&self.path, &self.source);
         match &self.kind {
-            ChangeKind::Symlink => write!(f, "Created symlink {path} \u{2192} {source}."),
-            ChangeKind::Unlink => write!(f, "Removed \"{path}\"."),
+            ChangeKind::Symlink => write!(f, "Created symlink '{path}' \u{2192} '{source}'."),
+            ChangeKind::Unlink => write!(f, "Removed '{path}'."),
             ChangeKind::Masked => write!(f, "Unit {path} is masked, ignoring."),
             ChangeKind::MaskedByGenerator => write!(
                 f,
@@ -323,6 +323,10 @@ impl fmt::Display for UnitFileState {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UnitFileProblem {
+    /// There is no unit file of that name (`org.freedesktop.systemd1.NoSuchUnit`).
+    NotFound,
+    /// The unit is masked (`UnitMasked`): unmask it first.
+    Masked,
     /// A file is in the way (`org.freedesktop.systemd1.UnitExists`): a symlink pointing
     /// elsewhere, or a regular file (use `force` to replace a symlink).
     Exists,
@@ -347,6 +351,8 @@ impl UnitFileProblem {
     /// The problem a D-Bus error name stands for.
     pub(crate) fn from_error_name(name: &str) -> Self {
         match name {
+            "org.freedesktop.systemd1.NoSuchUnit" => UnitFileProblem::NotFound,
+            "org.freedesktop.systemd1.UnitMasked" => UnitFileProblem::Masked,
             "org.freedesktop.systemd1.UnitExists" => UnitFileProblem::Exists,
             "org.freedesktop.systemd1.UnitGenerated" => UnitFileProblem::Generated,
             "org.freedesktop.systemd1.UnitBadPath" => UnitFileProblem::BadPath,
@@ -361,6 +367,8 @@ impl UnitFileProblem {
 impl fmt::Display for UnitFileProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            UnitFileProblem::NotFound => "no such unit file",
+            UnitFileProblem::Masked => "the unit is masked",
             UnitFileProblem::Exists => "a file is in the way",
             UnitFileProblem::Generated => "the unit is transient or generated",
             UnitFileProblem::BadPath => "the file is in the unit search path already",
@@ -450,10 +458,10 @@ mod tests {
         let created = UnitFileChange::new(ChangeKind::Symlink, "/etc/a.wants/x", "/etc/x");
         assert_eq!(
             created.to_string(),
-            "Created symlink /etc/a.wants/x \u{2192} /etc/x."
+            "Created symlink '/etc/a.wants/x' \u{2192} '/etc/x'."
         );
         let removed = UnitFileChange::new(ChangeKind::Unlink, "/etc/a.wants/x", "");
-        assert_eq!(removed.to_string(), "Removed \"/etc/a.wants/x\".");
+        assert_eq!(removed.to_string(), "Removed '/etc/a.wants/x'.");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod container;
 pub mod differential;
+pub mod places;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -194,10 +195,14 @@ impl Sandbox {
              mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && \
              {usr_from}{bus_config}exec {SYSTEMD} --user'"
         );
+        // The manager's configuration directory (where `enable` writes) is the sandbox's own.
+        let config_dir = runtime_dir.join("config");
+        fs::create_dir(&config_dir).map_err(|e| format!("{config_dir:?}: {e}"))?;
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
             .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .env("XDG_CONFIG_HOME", &config_dir)
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env("SYSTEMD_LOG_LEVEL", "warning")
             .stdin(Stdio::null())
@@ -258,6 +263,43 @@ impl Sandbox {
 
     pub fn runtime_dir(&self) -> &Path {
         &self.runtime_dir
+    }
+
+    /// Where the manager keeps its configuration (`$XDG_CONFIG_HOME/systemd/user`): where
+    /// `enable`, `mask` and `link` write.
+    pub fn config_dir(&self) -> PathBuf {
+        self.runtime_dir.join("config/systemd/user")
+    }
+
+    /// Where the tests write unit files (`$XDG_RUNTIME_DIR/systemd/user`), below the
+    /// configuration directory in the search path, so units there can be masked.
+    pub fn unit_dir(&self) -> PathBuf {
+        self.runtime_dir.join("systemd/user")
+    }
+
+    /// Runs `systemctl --user ARGS` inside the sandbox's mount namespace (the systemctl of
+    /// the manager's own `/usr`), where `/run/systemd/system` exists: outside it, systemctl
+    /// takes the machine for one not booted with systemd and changes unit files itself
+    /// instead of asking the manager. Returns its exit status, stdout and stderr.
+    pub fn systemctl_inside(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.manager_pid().to_string(),
+                "-m",
+                "--",
+                "systemctl",
+                "--user",
+            ])
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .env("XDG_CONFIG_HOME", self.runtime_dir.join("config"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("SYSTEMD_PAGER", "")
+            .env("SYSTEMD_COLORS", "0")
+            .output()
+            .expect("run nsenter systemctl");
+        exit_and_output(&out)
     }
 
     /// A handle on the sandbox manager through its bus.

@@ -1,4 +1,6 @@
-//! `restart_blocking`: restart (or start, stop, reload...) systemd units and wait for each job.
+//! `restart_blocking`: restart (or start, stop, reload...) systemd units and wait for each job;
+//! reload or re-execute the manager, enable, disable or mask unit files, reset failed units
+//! and read whether units are enabled, as `systemctl` does, under one deadline.
 //!
 //! Run `cargo run --example restart_blocking -- --help` for the options and exit statuses.
 //! The command line is parsed by clap (derive): generated help, `--version`, a hint on a
@@ -11,13 +13,29 @@ use std::time::{Duration, Instant};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use clap_complete::Shell;
-use systemd_jobs::{Bus, Error, JobMode, Manager, Progress, Remote, RunJournal, Verb, unit_name};
+use systemd_jobs::{
+    Bus, Error, JobMode, Manager, Progress, Remote, RunJournal, UnitFileOutcome, UnitFileState,
+    UnitFileVerb, Verb, unit_name,
+};
 
 /// What `--help` shows after the options.
 const AFTER_HELP: &str = "\
 Each UNIT gets one job; all are queued together and waited for under one deadline.
 A name without a suffix gets .service; an absolute path becomes a .mount (or, under
 /dev and /sys, a .device) unit, escaped as systemd-escape does. Globs are refused.
+With a unit-file verb (enable, disable, reenable, link, preset, mask, unmask) a UNIT
+may also be a template (app@) or an absolute path to a unit file (for link and enable).
+
+VERBS (--verb):
+    jobs:        start, stop, restart (default), reload, try-restart,
+                 reload-or-restart, reload-or-try-restart
+    unit files:  enable, disable, reenable, link, preset, mask, unmask: the change,
+                 then a daemon-reload (unless --no-reload), then with --now the job
+                 (start after enable and unmask, stop after disable and mask,
+                 try-restart after reenable), all under --timeout
+    manager:     daemon-reload (returns once the manager has finished reloading),
+                 daemon-reexec (returns once the new manager answers), no UNIT
+    state:       reset-failed [UNIT...] (no UNIT: every unit), is-enabled UNIT...
 
 OUTPUT:
     on a terminal, while waiting: one status line on stderr, redrawn in place and erased
@@ -27,6 +45,13 @@ OUTPUT:
     with --no-block:            UNIT: queued (job ID, JOB_PATH)
     with --wait:                UNIT: ran to completion, success (main process
                                 exited with status 0, ran N ms)
+    unit-file verbs, stderr:    each change as systemctl prints it: Created symlink
+                                'LINK' \u{2192} 'FILE'.  Removed 'LINK'.  and systemctl's
+                                notice for unit files without installation config
+    daemon-reload:              daemon-reload: reloaded (N ms)
+    daemon-reexec:              daemon-reexec: re-executed, systemd VERSION answers (N ms)
+    is-enabled:                 one unit-file state per UNIT (enabled, disabled, static,
+                                masked, not-found...)
     errors go to stderr, naming the unit and what systemd said; under an error about a
     failed run (result 'failed', a dependency that failed, --wait, --check-active), that
     run's last journal lines, indented as systemctl status shows them (time in UTC,
@@ -34,6 +59,7 @@ OUTPUT:
     could not be read. Only that run's lines: an earlier run of the unit never shows.
 
 EXIT STATUS (as systemctl's; with several units, the highest):
+  job verbs:
     0    every job finished done (or skipped)
     1    a job finished with another result (failed, canceled, timeout, dependency...)
          or, with --check-active, the unit was not active, or with --wait, a unit
@@ -45,6 +71,12 @@ EXIT STATUS (as systemctl's; with several units, the highest):
     6    unit masked or failed to load
     124  the deadline passed (with --wait: a unit was still running)
     125  bus or manager error
+  unit-file verbs, daemon-reload, daemon-reexec, reset-failed (as systemctl's):
+    0    done; 1 it failed (refused, no such unit file, access denied, bus error...);
+    2    usage; 124 the deadline passed; with --now, a job's status as above
+  is-enabled (as systemctl's): 0 some UNIT is enabled, enabled-runtime, static,
+    alias, indirect or generated; 1 none is; 4 no UNIT has a unit file (as systemctl
+    257 and later; 252's fails with 1 there)
 
 ENVIRONMENT:
     RUST_LOG=debug     log match handling, calls, job paths and every JobRemoved seen
@@ -56,6 +88,9 @@ EXAMPLES:
     restart_blocking --verb reload-or-restart --mode fail app@1 app@2
     restart_blocking --private --no-block --verb stop /mnt/data
     restart_blocking --wait --timeout 600 db-migrate.service
+    restart_blocking --daemon-reload --mode fail local-fs.target remote-fs.target
+    restart_blocking --verb enable --now app.service
+    restart_blocking --verb is-enabled app.service
     restart_blocking -H deploy@db1.example.com:2222 --lines 30 postgresql
     restart_blocking --completions bash > /etc/bash_completion.d/restart_blocking
 ";
@@ -64,10 +99,12 @@ EXAMPLES:
 #[derive(Parser, Debug)]
 #[command(name = "restart_blocking", version, after_help = AFTER_HELP, max_term_width = 100)]
 struct Options {
-    /// start, stop, restart, reload, try-restart, reload-or-restart, reload-or-try-restart
+    /// A job (start, stop, restart, reload, try-restart, reload-or-restart,
+    /// reload-or-try-restart), a unit-file verb (enable, disable, reenable, link, preset,
+    /// mask, unmask), daemon-reload, daemon-reexec, reset-failed or is-enabled
     /// [default: restart; with --wait, start]
-    #[arg(long, value_name = "VERB", value_parser = parse_verb)]
-    verb: Option<Verb>,
+    #[arg(long, value_name = "VERB", value_parser = parse_action)]
+    verb: Option<Action>,
     /// Job mode: replace, fail, isolate, flush, ignore-dependencies, ignore-requirements,
     /// replace-irreversibly, triggering, restart-dependencies
     #[arg(long, value_name = "MODE", default_value = "replace", value_parser = parse_mode)]
@@ -115,6 +152,23 @@ struct Options {
     /// unit jobs when an agent is registered for you]
     #[arg(long)]
     ask_password: bool,
+    /// Reload the manager (daemon-reload) before the jobs, under the same --timeout: after
+    /// writing unit files, or /etc/fstab
+    #[arg(long)]
+    daemon_reload: bool,
+    /// With a unit-file verb: also start (enable, unmask), stop (disable, mask) or
+    /// try-restart (reenable) the units and wait for the jobs
+    #[arg(long)]
+    now: bool,
+    /// With a unit-file verb: change /run only, until the next reboot
+    #[arg(long)]
+    runtime: bool,
+    /// With a unit-file verb: replace symlinks that are in the way
+    #[arg(long)]
+    force: bool,
+    /// With a unit-file verb: no daemon-reload after the change
+    #[arg(long)]
+    no_reload: bool,
     /// How many journal lines of a failed run to show under its error; 0 shows none
     #[arg(long, value_name = "N", default_value_t = systemd_jobs::DEFAULT_JOURNAL_LINES)]
     lines: usize,
@@ -122,12 +176,58 @@ struct Options {
     #[arg(long, value_name = "SHELL", exclusive = true)]
     completions: Option<Shell>,
     /// The units
-    #[arg(value_name = "UNIT", required_unless_present = "completions")]
+    #[arg(value_name = "UNIT")]
     units: Vec<String>,
 }
 
-fn parse_verb(value: &str) -> Result<Verb, String> {
-    value.parse().map_err(|e: Error| e.to_string())
+/// What `--verb` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Job(Verb),
+    Files(UnitFileVerb),
+    DaemonReload,
+    DaemonReexec,
+    ResetFailed,
+    IsEnabled,
+}
+
+impl Action {
+    /// Whether it needs at least one UNIT, takes any number, or none.
+    fn units(self) -> Units {
+        match self {
+            Action::Job(_) | Action::Files(_) | Action::IsEnabled => Units::AtLeastOne,
+            Action::ResetFailed => Units::Any,
+            Action::DaemonReload | Action::DaemonReexec => Units::None,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Units {
+    AtLeastOne,
+    Any,
+    None,
+}
+
+fn parse_action(value: &str) -> Result<Action, String> {
+    Ok(match value {
+        "daemon-reload" => Action::DaemonReload,
+        "daemon-reexec" => Action::DaemonReexec,
+        "reset-failed" => Action::ResetFailed,
+        "is-enabled" => Action::IsEnabled,
+        v => match (v.parse::<Verb>(), v.parse::<UnitFileVerb>()) {
+            (Ok(verb), _) => Action::Job(verb),
+            (_, Ok(verb)) => Action::Files(verb),
+            _ => {
+                return Err(format!(
+                    "unknown verb {v:?} (expected a job: start, stop, restart, reload, \
+                     try-restart, reload-or-restart, reload-or-try-restart; a unit-file verb: \
+                     enable, disable, reenable, link, preset, mask, unmask; or daemon-reload, \
+                     daemon-reexec, reset-failed, is-enabled)"
+                ));
+            }
+        },
+    })
 }
 
 fn parse_mode(value: &str) -> Result<JobMode, String> {
@@ -168,13 +268,53 @@ fn seconds(value: &str) -> Result<Duration, String> {
 
 /// The rules clap's attributes cannot say.
 fn check(o: &Options) -> Result<(), clap::Error> {
-    if o.wait && !matches!(o.verb, None | Some(Verb::Start | Verb::Restart)) {
-        return Err(Options::command().error(
-            ErrorKind::ArgumentConflict,
-            "--wait works with --verb start or restart",
-        ));
+    let conflict = |msg: &str| Err(Options::command().error(ErrorKind::ArgumentConflict, msg));
+    let action = o.action();
+    if o.wait && !matches!(action, Action::Job(Verb::Start | Verb::Restart)) {
+        return conflict("--wait works with --verb start or restart");
+    }
+    if o.completions.is_some() {
+        return Ok(());
+    }
+    match (action.units(), o.units.is_empty()) {
+        (Units::AtLeastOne, true) => {
+            return Err(Options::command().error(
+                ErrorKind::MissingRequiredArgument,
+                "the following required arguments were not provided:\n  <UNIT>...",
+            ));
+        }
+        (Units::None, false) => return conflict("daemon-reload and daemon-reexec take no UNIT"),
+        _ => {}
+    }
+    let files = matches!(action, Action::Files(_));
+    if !files && (o.now || o.runtime || o.force || o.no_reload) {
+        return conflict("--now, --runtime, --force and --no-reload work with a unit-file verb");
+    }
+    if o.now
+        && matches!(
+            action,
+            Action::Files(UnitFileVerb::Link | UnitFileVerb::Preset)
+        )
+    {
+        return conflict("--now works with enable, disable, reenable, mask and unmask");
+    }
+    if o.daemon_reload && !matches!(action, Action::Job(_)) {
+        return conflict("--daemon-reload works with a job verb");
+    }
+    if !matches!(action, Action::Job(_)) && (o.no_block || o.cancel_on_timeout) {
+        return conflict("--no-block and --cancel-on-timeout work with a job verb");
     }
     Ok(())
+}
+
+impl Options {
+    fn action(&self) -> Action {
+        self.verb.unwrap_or(Action::Job(if self.wait {
+            Verb::Start
+        } else {
+            Verb::Restart
+        }))
+    }
 }
 
 fn bus(o: &Options) -> Bus {
@@ -220,10 +360,19 @@ fn report(e: &Error) -> i32 {
 }
 
 fn run(o: Options) -> i32 {
+    let action = o.action();
     let mut status = 0;
     let mut units = Vec::new();
     for u in &o.units {
-        match unit_name::mangle(u) {
+        // Unit-file verbs take templates and paths to unit files as well.
+        let mangled = match action {
+            Action::Files(_) | Action::IsEnabled if u.contains('/') && !u.starts_with('/') => {
+                unit_name::mangle_file(&absolute(u))
+            }
+            Action::Files(_) | Action::IsEnabled => unit_name::mangle_file(u),
+            _ => unit_name::mangle(u),
+        };
+        match mangled {
             Ok(name) => units.push(name),
             Err(e) => status = status.max(report(&e)),
         }
@@ -231,7 +380,7 @@ fn run(o: Options) -> i32 {
     if status != 0 {
         return status;
     }
-    // --timeout covers the whole run: connecting, then the jobs with what is left.
+    // --timeout covers the whole run: connecting, then the rest with what is left.
     let started = Instant::now();
     let manager = match Manager::builder()
         .bus(bus(&o))
@@ -243,14 +392,170 @@ fn run(o: Options) -> i32 {
         .connect()
     {
         Ok(m) => m,
-        Err(e) => return report(&e),
+        Err(e) if matches!(action, Action::Job(_)) => return report(&e),
+        Err(e) => return as_systemctl(action, &e),
     };
     let left = o.timeout.saturating_sub(started.elapsed());
-    let verb = o
-        .verb
-        .unwrap_or(if o.wait { Verb::Start } else { Verb::Restart });
+    match action {
+        Action::Job(verb) => run_jobs(&o, &manager, verb, &units, started, left),
+        Action::Files(verb) => run_unit_files(&o, &manager, verb, units, left),
+        Action::DaemonReload => match manager.daemon_reload(left) {
+            Ok(done) => {
+                println!("daemon-reload: {done}");
+                0
+            }
+            Err(e) => as_systemctl(action, &e),
+        },
+        Action::DaemonReexec => match manager.daemon_reexec(left) {
+            Ok(done) => {
+                println!("daemon-reexec: {done}");
+                0
+            }
+            Err(e) => as_systemctl(action, &e),
+        },
+        Action::ResetFailed if units.is_empty() => manager
+            .reset_all_failed(left)
+            .map_or_else(|e| as_systemctl(action, &e), |()| 0),
+        Action::ResetFailed => {
+            let deadline = started + o.timeout;
+            units.iter().fold(0, |status, unit| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match manager.reset_failed(unit, left) {
+                    Ok(()) => status,
+                    Err(e) => status.max(as_systemctl(action, &e)),
+                }
+            })
+        }
+        Action::IsEnabled => is_enabled(&manager, &units, started + o.timeout),
+    }
+}
+
+/// A relative path to a unit file made absolute, as systemctl does for link.
+fn absolute(path: &str) -> String {
+    std::env::current_dir()
+        .map(|d| d.join(path).display().to_string())
+        .unwrap_or_else(|_| path.to_owned())
+}
+
+/// Reports `e` as the error of a unit-file verb, daemon-reload, daemon-reexec or
+/// reset-failed, and returns systemctl's exit status for those: 1 for any failure, but 2
+/// for usage and 124 (this example's) for the deadline.
+fn as_systemctl(action: Action, e: &Error) -> i32 {
+    let status = report(e);
+    match (action, status) {
+        (Action::Job(_), status) => status,
+        (_, 2 | 124) => status,
+        _ => 1,
+    }
+}
+
+/// `systemctl is-enabled`: each unit's state on stdout; 0 if some unit is enabled (or
+/// static, alias, indirect, generated), 4 if none has a unit file, else 1.
+fn is_enabled(manager: &Manager, units: &[String], deadline: Instant) -> i32 {
+    let (mut enabled, mut found, mut failed) = (false, false, false);
+    for unit in units {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match manager.unit_file_state(unit, left) {
+            Ok(state) => {
+                println!("{state}");
+                enabled |= state.is_enabled();
+                found |= state != UnitFileState::NotFound;
+            }
+            Err(e) => {
+                report(&e);
+                failed = true;
+            }
+        }
+    }
+    match (enabled, found, failed) {
+        (true, _, _) => 0,
+        (false, false, false) => 4,
+        _ => 1,
+    }
+}
+
+/// A unit-file verb: the changes on stderr as systemctl prints them, then with --now each
+/// job's line (or error) as for jobs.
+fn run_unit_files(
+    o: &Options,
+    manager: &Manager,
+    verb: UnitFileVerb,
+    units: Vec<String>,
+    left: Duration,
+) -> i32 {
+    let action = Action::Files(verb);
+    let outcome: UnitFileOutcome = match manager
+        .unit_files(verb, units)
+        .runtime(o.runtime)
+        .force(o.force)
+        .reload(!o.no_reload)
+        .now(o.now)
+        .mode(o.mode)
+        .run(left)
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return as_systemctl(action, &e),
+    };
+    for change in &outcome.changes {
+        eprintln!("{change}");
+    }
+    if outcome.carries_install_info == Some(false)
+        && matches!(
+            verb,
+            UnitFileVerb::Enable | UnitFileVerb::Disable | UnitFileVerb::Reenable
+        )
+    {
+        eprintln!("{NO_INSTALL_INFO}");
+    }
+    for template in &outcome.skipped {
+        eprintln!("Template unit is not supported by {verb} --now, skipping: {template}");
+    }
+    let mut status = 0;
+    for job in outcome.jobs {
+        match job {
+            Ok(outcome) => println!("{outcome}"),
+            Err(e) => status = status.max(report(&e)),
+        }
+    }
+    status
+}
+
+/// What systemctl prints for unit files that have nothing to enable.
+const NO_INSTALL_INFO: &str = "\
+The unit files have no installation config (WantedBy=, RequiredBy=, UpheldBy=,
+Also=, or Alias= settings in the [Install] section, and DefaultInstance= for
+template units). This means they are not meant to be enabled or disabled using systemctl.
+ 
+Possible reasons for having these kinds of units are:
+\u{2022} A unit may be statically enabled by being symlinked from another unit's
+  .wants/, .requires/, or .upholds/ directory.
+\u{2022} A unit's purpose may be to act as a helper for some other unit which has
+  a requirement dependency on it.
+\u{2022} A unit may be started when needed via activation (socket, path, timer,
+  D-Bus, udev, scripted systemctl call, ...).
+\u{2022} In case of template units, the unit is meant to be enabled with some
+  instance name specified.";
+
+/// The job verbs: every unit's job queued together and waited for (or not, --no-block).
+fn run_jobs(
+    o: &Options,
+    manager: &Manager,
+    verb: Verb,
+    units: &[String],
+    started: Instant,
+    left: Duration,
+) -> i32 {
+    let mut status = 0;
     if o.no_block {
-        for unit in &units {
+        let mut left = left;
+        if o.daemon_reload {
+            let deadline = Instant::now() + left;
+            if let Err(e) = manager.daemon_reload(left) {
+                return report(&e);
+            }
+            left = deadline.saturating_duration_since(Instant::now());
+        }
+        for unit in units {
             match manager.enqueue(verb, unit, o.mode, left) {
                 Ok(job) => println!(
                     "{unit}: queued (job {}, {})",
@@ -264,7 +569,8 @@ fn run(o: Options) -> i32 {
     }
     let mut batch = units
         .iter()
-        .fold(manager.batch().mode(o.mode), |b, u| b.add(verb, u.as_str()));
+        .fold(manager.batch().mode(o.mode), |b, u| b.add(verb, u.as_str()))
+        .daemon_reload_first(o.daemon_reload);
     let mut line = StatusLine::on_stderr(started, o.timeout);
     if o.wait {
         for result in batch.run_to_completion(left) {
@@ -281,6 +587,13 @@ fn run(o: Options) -> i32 {
     let results = batch.run(left);
     if let Some(line) = line.as_mut() {
         line.clear();
+    }
+    // A reload that failed fails every unit alike: said once.
+    if o.daemon_reload
+        && let Some(Err(e)) = results.first()
+        && e.unit() == Some("daemon-reload")
+    {
+        return report(e);
     }
     for result in results {
         match result {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::container::Root;
 use common::places::Place;
 use systemd_jobs::{
-    ActiveGoal, Error, JobResult, RunJournal, Step, StartupGoal, UnitFileState, Verb,
+    ActiveGoal, Error, JobResult, RunJournal, StartupGoal, Step, UnitFileState, Verb,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -40,14 +40,22 @@ fn check_then_apply_then_nothing(place: &dyn Place) {
         (
             ActiveGoal::Running,
             StartupGoal::Enabled,
-            vec![Step::Enable, Step::ReloadAfterChange, Step::Job(Verb::Start)],
+            vec![
+                Step::Enable,
+                Step::ReloadAfterChange,
+                Step::Job(Verb::Start),
+            ],
             "active",
             UnitFileState::Enabled,
         ),
         (
             ActiveGoal::Stopped,
             StartupGoal::Disabled,
-            vec![Step::Disable, Step::ReloadAfterChange, Step::Job(Verb::Stop)],
+            vec![
+                Step::Disable,
+                Step::ReloadAfterChange,
+                Step::Job(Verb::Stop),
+            ],
             "inactive",
             UnitFileState::Disabled,
         ),
@@ -80,7 +88,11 @@ fn check_then_apply_then_nothing(place: &dyn Place) {
         assert!(plan.checked_only && plan.changed, "{what}: {plan}");
         assert_eq!(plan.steps, steps, "{what}");
         assert!(plan.jobs.is_empty() && plan.changes.is_empty(), "{what}");
-        assert_eq!(observed(place, unit), before, "{what}: a check changed something");
+        assert_eq!(
+            observed(place, unit),
+            before,
+            "{what}: a check changed something"
+        );
         // Apply: converged.
         let done = desired().apply(T).unwrap();
         assert!(done.changed && !done.checked_only, "{what}: {done}");
@@ -93,7 +105,10 @@ fn check_then_apply_then_nothing(place: &dyn Place) {
         // Again: unchanged, no step, no job.
         let again = desired().apply(T).unwrap();
         assert!(!again.changed, "{what}: {again}");
-        assert!(again.steps.is_empty() && again.jobs.is_empty(), "{what}: {again:?}");
+        assert!(
+            again.steps.is_empty() && again.jobs.is_empty(),
+            "{what}: {again:?}"
+        );
         assert_eq!(again.to_string(), format!("{unit}: unchanged"));
         let check = desired().check(T).unwrap();
         assert!(!check.changed && check.steps.is_empty(), "{what}: {check}");
@@ -123,10 +138,7 @@ fn system_check_then_apply_then_nothing(root: Root) {
 #[test]
 fn user_a_second_apply_makes_no_call_that_changes_anything() {
     let sd = sandbox!();
-    sd.install(&[(
-        "app.service",
-        &SERVICE.replace("TARGET", "default.target"),
-    )]);
+    sd.install(&[("app.service", &SERVICE.replace("TARGET", "default.target"))]);
     let m = sd.manager();
     let desired = || {
         m.desired("app.service")
@@ -188,7 +200,10 @@ fn user_failures_say_what_was_done_before_them() {
                 }
             ));
             assert_eq!(e.exit_status(), 1);
-            assert!(e.to_string().contains("after: enable, daemon-reload"), "{e}");
+            assert!(
+                e.to_string().contains("after: enable, daemon-reload"),
+                "{e}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -216,7 +231,9 @@ fn user_failures_say_what_was_done_before_them() {
     assert_eq!(done.before.unit_file, UnitFileState::Static);
     // No such unit at all.
     assert!(matches!(
-        m.desired("nope.service").active(ActiveGoal::Running).check(T),
+        m.desired("nope.service")
+            .active(ActiveGoal::Running)
+            .check(T),
         Err(Error::NoSuchUnit { .. })
     ));
 }
@@ -241,7 +258,9 @@ fn system_a_service_that_exits_at_once_is_a_failure_with_its_journal_lines(root:
                 panic!("no journal lines: {e:?}");
             };
             assert!(
-                lines.iter().any(|l| l.message.contains("cannot bind port 80")),
+                lines
+                    .iter()
+                    .any(|l| l.message.contains("cannot bind port 80")),
                 "{lines:?}"
             );
             assert_eq!(e.exit_status(), 1);

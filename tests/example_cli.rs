@@ -360,3 +360,135 @@ fn generated_durations_are_taken_as_the_help_says() {
     eprintln!("durations: {taken} taken, {refused} refused, as the help says");
     assert!(taken > 60 && refused > 60, "too few of a kind");
 }
+
+/// The unit-file verbs, daemon-reload, daemon-reexec, reset-failed and is-enabled through the
+/// example, beside `systemctl` of the same manager: the same exit status for each command,
+/// and the same changes printed.
+#[test]
+fn manager_and_unit_file_verbs_exit_as_systemctl_does() {
+    let sd = sandbox!();
+    let wanted = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n";
+    sd.install(&[
+        ("wanted.service", wanted),
+        ("static.service", common::LONG_RUNNING),
+        ("bad.service", common::ONESHOT_FAILS),
+    ]);
+    let (_, version, _) = sd.systemctl_inside(&["--version"]);
+    let version: u32 = version.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let cases: &[&[&str]] = &[
+        &["enable", "wanted.service"],
+        &["enable", "wanted.service"],
+        &["is-enabled", "wanted.service"],
+        &["disable", "wanted.service"],
+        &["is-enabled", "wanted.service"],
+        &["is-enabled", "static.service"],
+        &["is-enabled", "wanted.service", "static.service"],
+        &["is-enabled", "nope.service"],
+        &["enable", "nope.service"],
+        &["enable", "static.service"],
+        &["mask", "wanted.service"],
+        &["enable", "wanted.service"],
+        &["unmask", "wanted.service"],
+        &["reenable", "wanted.service"],
+        &["preset", "wanted.service"],
+        &["reset-failed", "bad.service"],
+        &["reset-failed", "never-loaded.service"],
+        &["reset-failed"],
+        &["daemon-reload"],
+        &["daemon-reexec"],
+    ];
+    for case in cases {
+        let (verb, units) = case.split_first().unwrap();
+        // The example's turn first, then systemctl's from the same state: each case's
+        // change is undone by systemctl doing it again, or by the next case.
+        let before = common::places::Place::links(&sd);
+        // reset-failed needs a failed unit each time.
+        let prepare = || {
+            if *verb == "reset-failed" {
+                let _ = sd.systemctl(&["start", "bad.service"]);
+                assert_eq!(sd.unit_property("bad.service", "ActiveState"), "failed");
+            }
+        };
+        let mut args = vec!["--user", "--verb", verb];
+        args.extend_from_slice(units);
+        prepare();
+        let (ours, out, ours_err) = sd.run_example(&args);
+        common::places::Place::restore(&sd, &before);
+        prepare();
+        let (theirs, their_out, their_err) = sd.systemctl_inside(case);
+        if version < 257 && case == &["is-enabled", "nope.service"] {
+            // systemctl 257 and later print not-found and exit 4, as the example does;
+            // 252's fails with "No such file or directory" and 1.
+            assert_eq!(
+                (ours, out.as_str(), theirs),
+                (4, "not-found\n", 1),
+                "{their_err}"
+            );
+            continue;
+        }
+        assert_eq!(
+            ours, theirs,
+            "{case:?}: ours {ours_err:?}, systemctl {their_err:?}"
+        );
+        let mut ours_changes = common::places::printed_changes(&ours_err);
+        let mut their_changes = common::places::printed_changes(&their_err);
+        ours_changes.sort();
+        their_changes.sort();
+        assert_eq!(ours_changes, their_changes, "{case:?}");
+        if *verb == "is-enabled" {
+            assert_eq!(out, their_out, "{case:?}");
+        }
+        if case == &["enable", "static.service"] {
+            assert!(ours_err.contains("no installation config"), "{ours_err}");
+        }
+        if *verb == "daemon-reload" {
+            assert!(out.starts_with("daemon-reload: reloaded ("), "{out}");
+        }
+        if *verb == "daemon-reexec" {
+            assert!(
+                out.starts_with("daemon-reexec: re-executed, systemd "),
+                "{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unit_file_verbs_with_now_and_a_reload_before_jobs() {
+    let sd = sandbox!();
+    let wanted = "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n";
+    sd.install(&[("wanted.service", wanted)]);
+    let (code, out, err) = sd.run_example(&["--user", "--verb", "enable", "--now", "wanted"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("Created symlink '"), "{err}");
+    assert_done_line(out.trim(), "wanted.service");
+    assert_eq!(sd.unit_property("wanted.service", "ActiveState"), "active");
+    let (code, out, _) = sd.run_example(&["--user", "--verb", "disable", "--now", "wanted"]);
+    assert_eq!(code, 0);
+    assert_done_line(out.trim(), "wanted.service");
+    assert_eq!(
+        sd.unit_property("wanted.service", "ActiveState"),
+        "inactive"
+    );
+    // A unit file written without a reload: --daemon-reload makes the manager see it first.
+    sd.write_unit("fresh.service", common::ONESHOT_OK);
+    let (code, out, err) =
+        sd.run_example(&["--user", "--daemon-reload", "--verb", "start", "fresh"]);
+    assert_eq!(code, 0, "{err}");
+    assert_done_line(out.trim(), "fresh.service");
+    // Usage errors.
+    for args in [
+        &["--user", "--verb", "daemon-reload", "a.service"][..],
+        &["--user", "--verb", "enable"],
+        &["--user", "--verb", "is-enabled"],
+        &["--user", "--now", "a.service"],
+        &["--user", "--verb", "link", "--now", "/x/a.service"],
+        &["--user", "--verb", "enable", "--no-block", "a.service"],
+        &["--user", "--verb", "daemon-reload", "--daemon-reload"],
+        &["--user", "--verb", "enable", "relative/dir/"],
+        &["--user", "--verb", "dance", "a.service"],
+    ] {
+        let (code, _, err) = sd.run_example(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+}

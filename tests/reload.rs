@@ -170,7 +170,11 @@ fn jobs_keep_their_results_across_a_reload_on_the_same_handle_and_others() {
         let out = job.wait(T).unwrap();
         assert_eq!(out.result, JobResult::Done, "{transport}");
         assert!(started.elapsed() < Duration::from_secs(3), "{transport}");
-        assert_eq!(waiter.join().unwrap().unwrap(), JobResult::Done, "{transport}");
+        assert_eq!(
+            waiter.join().unwrap().unwrap(),
+            JobResult::Done,
+            "{transport}"
+        );
         assert_eq!(m.pending_jobs(), 0);
     }
 }
@@ -219,7 +223,9 @@ fn a_re_execution_before_the_manager_answers_a_reload_ends_it_with_the_true_resu
         // The handle goes on working with the new manager.
         sd.install(&[("after.service", common::ONESHOT_OK)]);
         assert_eq!(
-            m.start("after.service", JobMode::Replace, T).unwrap().result,
+            m.start("after.service", JobMode::Replace, T)
+                .unwrap()
+                .result,
             JobResult::Done
         );
     }
@@ -246,7 +252,11 @@ fn daemon_reexec_returns_once_the_new_manager_answers() {
         let started = Instant::now();
         let _ = m.stop("nothing-here.service", JobMode::Replace, T);
         assert!(started.elapsed() < Duration::from_secs(1), "{transport}");
-        assert_eq!(waiter.join().unwrap().unwrap(), JobResult::Done, "{transport}");
+        assert_eq!(
+            waiter.join().unwrap().unwrap(),
+            JobResult::Done,
+            "{transport}"
+        );
         assert_eq!(m.match_rules(), 0);
     }
 }

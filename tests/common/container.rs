@@ -359,13 +359,21 @@ impl Container {
     /// A polkit rule (file `rules.d/10-NAME-RESULT.rules`) answering `result` (`YES`,
     /// `AUTH_SELF`, ...) when the user `name` asks to manage units.
     fn manage_units_rule(&self, name: &str, result: &str) {
+        self.polkit_rule(name, "manage-units", result);
+    }
+
+    /// A polkit rule (file `rules.d/10-NAME-ACTION-RESULT.rules`) answering `result`
+    /// (`YES`, `AUTH_SELF`, ...) when the user `name` asks for systemd's polkit action
+    /// `action` (`manage-units`, `manage-unit-files`, `reload-daemon`). polkit reads new
+    /// rules files at once.
+    pub fn polkit_rule(&self, name: &str, action: &str, result: &str) {
         let rules = format!("/proc/{}/root/etc/polkit-1/rules.d", self.pid1);
         fs::create_dir_all(&rules).unwrap();
         fs::write(
-            format!("{rules}/10-{name}-{result}.rules"),
+            format!("{rules}/10-{name}-{action}-{result}.rules"),
             format!(
                 "polkit.addRule(function(action, subject) {{\n  if (action.id == \
-                 \"org.freedesktop.systemd1.manage-units\" && subject.user == \"{name}\") {{\n    \
+                 \"org.freedesktop.systemd1.{action}\" && subject.user == \"{name}\") {{\n    \
                  return polkit.Result.{result};\n  }}\n}});\n"
             ),
         )

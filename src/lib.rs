@@ -8,7 +8,37 @@
 //! async runtime, no threads: one blocking libdbus connection and a `poll` bounded by the
 //! deadline.
 //!
-//! # Quick start
+//! # Quick start: an installer's mount step
+//! A configuration tool appends a line to `/etc/fstab`, has the manager reload (so that the
+//! fstab generator writes the new `.mount` unit), then restarts `local-fs.target` and
+//! `remote-fs.target` with mode `fail` and waits for both jobs, all under one deadline and
+//! with no `systemctl` in the path. Without the reload, the restarts succeed and the new
+//! line is silently not mounted.
+//!
+//! ```no_run
+//! use std::io::Write;
+//! use std::time::Duration;
+//! use systemd_jobs::{JobMode, Manager, Verb};
+//!
+//! let mut fstab = std::fs::OpenOptions::new().append(true).open("/etc/fstab").unwrap();
+//! writeln!(fstab, "tmpfs /srv/cache tmpfs defaults,size=64m 0 0").unwrap();
+//!
+//! let manager = Manager::system()?;
+//! let results = manager
+//!     .batch()
+//!     .daemon_reload_first(true)
+//!     .mode(JobMode::Fail)
+//!     .add(Verb::Restart, "local-fs.target")
+//!     .add(Verb::Restart, "remote-fs.target")
+//!     .run(Duration::from_secs(90));
+//! for result in results {
+//!     println!("{}", result?); // local-fs.target: done (job 4242, 31 ms)
+//! }
+//! # Ok::<(), systemd_jobs::Error>(())
+//! ```
+//!
+//! One job:
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use systemd_jobs::{JobMode, Manager};
@@ -16,6 +46,54 @@
 //! let manager = Manager::system()?;
 //! let outcome = manager.restart("nginx.service", JobMode::Replace, Duration::from_secs(90))?;
 //! println!("{}: {} after {:?}", outcome.unit, outcome.result, outcome.elapsed);
+//! # Ok::<(), systemd_jobs::Error>(())
+//! ```
+//!
+//! # The installer's whole flow
+//! - **Reload and re-execute:** [`Manager::daemon_reload`] returns once the manager has
+//!   finished reloading, under the operation's deadline (not a 25 s method-call default);
+//!   jobs queued meanwhile keep their results; a re-execution before the reload is answered
+//!   counts as the reload. [`Manager::daemon_reexec`] returns once the new manager answers.
+//! - **Unit files:** [`Manager::unit_files`] enables, disables, reenables, links, presets,
+//!   masks or unmasks ([`UnitFileVerb`]), with `runtime` and `force`, reloads afterwards as
+//!   `systemctl` does, and with `now` runs the job under the same deadline
+//!   ([`UnitFiles`]); it reports systemd's changes as typed values ([`UnitFileChange`],
+//!   printed as `systemctl` prints them) and whether the unit files have install
+//!   information. [`Manager::unit_file_state`] is `systemctl is-enabled`.
+//! - **Clearing failures:** [`Manager::reset_failed`], [`Manager::reset_all_failed`].
+//! - **Desired state, idempotently:** [`Manager::desired`] brings a unit to a wanted
+//!   [`ActiveGoal`] and [`StartupGoal`], optionally reloading first; [`Desired::check`]
+//!   reports the steps and touches nothing, [`Desired::apply`] takes them and reports
+//!   changed or unchanged ([`Convergence`]), and a service that dies right after starting is
+//!   a failure with its journal lines, never a change. This is a configuration tool's
+//!   check-and-apply step, and Ansible's check mode and `changed`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use systemd_jobs::{ActiveGoal, Manager, StartupGoal, UnitFileVerb};
+//!
+//! let manager = Manager::system()?;
+//! std::fs::write(
+//!     "/etc/systemd/system/app.service",
+//!     "[Service]\nExecStart=/usr/bin/app\n[Install]\nWantedBy=multi-user.target\n",
+//! )
+//! .unwrap();
+//! // `systemctl daemon-reload && systemctl enable --now app`, as one desired state:
+//! let done = manager
+//!     .desired("app.service")
+//!     .daemon_reload(true)
+//!     .startup(StartupGoal::Enabled)
+//!     .active(ActiveGoal::Running)
+//!     .apply(Duration::from_secs(90))?;
+//! println!("{done}"); // app.service: changed (daemon-reload, enable, daemon-reload, start)
+//! // Or the unit-file operation itself, with what systemd changed:
+//! let masked = manager
+//!     .unit_files(UnitFileVerb::Mask, ["debug-shell.service"])
+//!     .now(true)
+//!     .run(Duration::from_secs(30))?;
+//! for change in &masked.changes {
+//!     println!("{change}"); // Created symlink '/etc/systemd/system/debug-shell.service' → '/dev/null'.
+//! }
 //! # Ok::<(), systemd_jobs::Error>(())
 //! ```
 //!
@@ -43,15 +121,19 @@
 //! ```text
 //! Manager, ManagerBuilder        the façade: options, and one Context
 //! ops/                           enqueue, QueuedJob, Batch, follow, progress, completion,
-//!                                dependency explanation: each takes the Context
+//!                                dependency explanation, daemon (reload, reexec), unit
+//!                                files, reset-failed, converge (desired state): each takes
+//!                                the Context
 //! session/                       the one owner of the connection: rules held while waited on,
 //!                                the router (replies by serial, signal handlers, the inbox of
 //!                                job results and systemd's owner), reconnecting, the pump
 //! transport/                     Bus, handshake (bus, private socket), remote (ssh)
 //! journal/                       a failed run's journal lines: values, the export decoder,
 //!                                the reader where the manager is
-//! proto/                         D-Bus names, typed calls, the authorization flag
+//! proto/                         D-Bus names, typed calls (jobs, units, unit files), the
+//!                                authorization flag
 //! error, job, unit, unit_name,   values and errors; ffi: the only unsafe code
+//! unit_file, desired, daemon,
 //! deadline
 //! ```
 //! Data flows one way: call -> job path -> wait (the session's pump) -> outcome.
@@ -139,6 +221,16 @@
 //!   replies and signals, unknown error names, no reply, its name changing owner) gets a
 //!   typed error or the right result within the deadline, never a panic; the decoders of
 //!   peer data are fuzzed;
+//! - `daemon_reload` returns only once the manager has finished reloading, also after
+//!   more than 25 s, and never after its deadline (a manager whose reload never ends, or that
+//!   is stopped); a re-execution before the reload is answered ends it with the true result;
+//!   jobs waited on across a reload keep their results;
+//! - unit-file operations leave the same symlinks on disk and report the same changes as
+//!   `systemctl` on the same unit files (`WantedBy=`, `RequiredBy=`, `Alias=`, `Also=`,
+//!   templates with `DefaultInstance=`, no `[Install]`), and `unit_file_state` says what
+//!   `systemctl is-enabled` says, on systemd 252, 257 and 262, user and system managers;
+//! - a desired state's check changes nothing, a second apply on a converged unit makes
+//!   only reads, and a service that exits right after starting is a failure;
 //! - [`unit_name`]'s functions give what `systemd-escape` gives on systemd 252, 257 and 262,
 //!   and [`unit_name::check`] accepts exactly what the manager's `LoadUnit` loads, on
 //!   generated input; the addresses the crate writes read back exactly through libdbus.

@@ -370,3 +370,37 @@ fn the_example_takes_a_host() {
     let (code, _, err) = run(&["-H", &host, "--private", "ok"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn the_installer_s_flow_works_over_ssh() {
+    let (sd, sshd) = sandbox_with_sshd!(sandbox_env);
+    let m = Manager::connect(Bus::Remote(sshd.remote())).unwrap();
+    // A unit file written, the manager reloaded over ssh, then enabled and started.
+    sd.write_unit(
+        "app.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n",
+    );
+    let reloaded = m.daemon_reload(T).unwrap();
+    assert!(!reloaded.by_reexecution);
+    let out = m
+        .unit_files(systemd_jobs::UnitFileVerb::Enable, ["app.service"])
+        .now(true)
+        .run(T)
+        .unwrap();
+    assert_eq!(out.changes.len(), 1, "{:?}", out.changes);
+    assert_eq!(out.jobs[0].as_ref().unwrap().result, JobResult::Done);
+    assert_eq!(
+        m.unit_file_state("app.service", T).unwrap(),
+        systemd_jobs::UnitFileState::Enabled
+    );
+    let done = m
+        .desired("app.service")
+        .active(systemd_jobs::ActiveGoal::Running)
+        .startup(systemd_jobs::StartupGoal::Enabled)
+        .apply(T)
+        .unwrap();
+    assert!(!done.changed, "{done}");
+    let reexec = m.daemon_reexec(T).unwrap();
+    assert!(reexec.version.starts_with(char::is_numeric), "{reexec}");
+    assert_eq!(sd.unit_property("app.service", "ActiveState"), "active");
+}

@@ -7,17 +7,18 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::container::{Container, Root};
 use common::places::Place;
-use systemd_jobs::{JobMode, JobResult, Verb};
+use systemd_jobs::{Error, JobMode, JobResult, Verb};
 
 const T: Duration = Duration::from_secs(30);
 
 on_every_root!(
     the_seed_case_through_the_library_and_the_example,
     polkit_decides_on_unit_files_and_reloads_for_callers_that_are_not_root,
+    reload_and_reexec_of_the_system_manager,
 );
 
 /// Appends a tmpfs line for `dir` to the container's `/etc/fstab`.
@@ -161,4 +162,72 @@ fn polkit_decides_on_unit_files_and_reloads_for_callers_that_are_not_root(root: 
     let (code, out, err) = c.run_example(Some(NOBODY), &["--verb", "daemon-reload"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("daemon-reload: reloaded"), "{out}");
+}
+
+fn reload_and_reexec_of_the_system_manager(root: Root) {
+    let c = container!(root);
+    c.install(&[("slow.service", &common::slow_start(1.5))]);
+    let m = Place::manager(&c);
+    // A job another handle waits on keeps its result across a reload and a re-execution,
+    // both of which return once the manager is done.
+    let other = Place::manager(&c);
+    let waiter = std::thread::spawn(move || {
+        other
+            .restart("slow.service", JobMode::Replace, T)
+            .map(|o| o.result)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let reloaded = m.daemon_reload(T).unwrap();
+    assert!(!reloaded.by_reexecution, "{reloaded}");
+    let reexec = m.daemon_reexec(T).unwrap();
+    assert!(
+        reexec.version.starts_with(&c.version.to_string()),
+        "{reexec} on {}",
+        c.version
+    );
+    assert_eq!(waiter.join().unwrap().unwrap(), JobResult::Done);
+
+    // PID 1 stopped: the reload ends at its deadline, naming daemon-reload.
+    let pid1 = c.pid1().to_string();
+    let signal = move |s: &str| {
+        let st = std::process::Command::new("kill")
+            .args([s, &pid1])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let e = m.daemon_reload(Duration::from_secs(2)).unwrap_err();
+    let took = started.elapsed();
+    signal("-CONT");
+    assert!(
+        matches!(&e, Error::Timeout { unit, .. } if unit == "daemon-reload"),
+        "{e:?}"
+    );
+    assert!(took < Duration::from_millis(2700), "{took:?}");
+
+    // A Reexecute that reaches the stopped PID 1 before our Reload: the reload is done by
+    // the re-execution, and the handle goes on with the new manager.
+    let raw = c.raw_connection().unwrap();
+    signal("-STOP");
+    let reexec = dbus::Message::new_method_call(
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "Reexecute",
+    )
+    .unwrap();
+    use dbus::channel::Sender;
+    raw.send(reexec).unwrap();
+    raw.channel().flush();
+    let resume = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        signal("-CONT");
+    });
+    let done = m.daemon_reload(T).unwrap();
+    resume.join().unwrap();
+    assert!(done.by_reexecution, "{done}");
+    let out = m.start("slow.service", JobMode::Replace, T).unwrap();
+    assert_eq!(out.result, JobResult::Done);
 }

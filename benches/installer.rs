@@ -30,7 +30,8 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
 }
 
-const APP: &str = "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
+const APP: &str =
+    "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
 const SLOW: &str = "[Service]\nType=oneshot\nExecStart=/bin/sleep 0.3\n";
 
 struct Row {

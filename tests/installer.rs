@@ -34,7 +34,10 @@ fn append_fstab(c: &Container, dir: &str) {
 
 /// The file system type mounted at `dir` in the container, if any.
 fn mounted(c: &Container, dir: &str) -> Option<String> {
-    let (code, out, _) = c.run(None, &["findmnt", "-n", "-o", "FSTYPE", "--mountpoint", dir]);
+    let (code, out, _) = c.run(
+        None,
+        &["findmnt", "-n", "-o", "FSTYPE", "--mountpoint", dir],
+    );
     (code == 0).then(|| out.trim().to_owned())
 }
 
@@ -58,7 +61,11 @@ fn the_seed_case_through_the_library_and_the_example(root: Root) {
     for result in restart_both(false) {
         assert_eq!(result.unwrap().result, JobResult::Done);
     }
-    assert_eq!(mounted(&c, "/mnt/unseen"), None, "mounted without a reload?");
+    assert_eq!(
+        mounted(&c, "/mnt/unseen"),
+        None,
+        "mounted without a reload?"
+    );
 
     // The library alone: reload first, under the batch's one deadline; the generator's new
     // mount unit is pulled in by the restart of local-fs.target.
@@ -137,14 +144,18 @@ fn polkit_decides_on_unit_files_and_reloads_for_callers_that_are_not_root(root: 
     assert_eq!(run.code, 0, "{}", run.screen);
     for action in ["manage-unit-files", "reload-daemon"] {
         assert!(
-            run.screen
-                .contains(&format!("AUTHENTICATING FOR org.freedesktop.systemd1.{action}")),
+            run.screen.contains(&format!(
+                "AUTHENTICATING FOR org.freedesktop.systemd1.{action}"
+            )),
             "{action}: {}",
             run.screen
         );
     }
     assert!(run.screen.contains("Created symlink"), "{}", run.screen);
-    assert_eq!(c.unit_property("wanted.service", "UnitFileState"), "enabled");
+    assert_eq!(
+        c.unit_property("wanted.service", "UnitFileState"),
+        "enabled"
+    );
 
     // A user polkit lets act outright: systemd 252's bus policy does not let such callers
     // send the ...WithFlags methods at all, so the crate falls back to the older ones there;

@@ -488,6 +488,32 @@ fn user_enable_now_reports_the_change_and_the_job() {
         .collect();
     stopped.sort();
     assert_eq!(stopped, ["t@a.service", "t@b.service"]);
+    // The reload afterwards, as systemctl does, unless turned off (a bus monitor sees every
+    // call the handle makes).
+    let mut monitor = sd.monitor_calls();
+    let reloads = |monitor: &mut common::CallMonitor| {
+        monitor
+            .calls_so_far(&sd)
+            .iter()
+            .filter(|c| {
+                Some(c.sender.as_str()) == m.unique_name()
+                    && c.method == "org.freedesktop.systemd1.Manager.Reload"
+            })
+            .count()
+    };
+    let out = m
+        .unit_files(UnitFileVerb::Enable, ["good.service"])
+        .reload(false)
+        .run(T)
+        .unwrap();
+    assert!(!out.reloaded);
+    assert_eq!(reloads(&mut monitor), 0);
+    let out = m
+        .unit_files(UnitFileVerb::Disable, ["good.service"])
+        .run(T)
+        .unwrap();
+    assert!(out.reloaded);
+    assert_eq!(reloads(&mut monitor), 1);
     // enable --now of a template starts nothing: it has no job of its own.
     let out = m
         .unit_files(UnitFileVerb::Unmask, ["t@.service"])

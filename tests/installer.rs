@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::container::{Container, Root};
+use common::container::{Container, Root, with_agent};
 use common::places::Place;
 use systemd_jobs::{Error, JobMode, JobResult, Verb};
 
@@ -98,13 +98,6 @@ const USER: &str = "sjfiles";
 const UID: u32 = 4343;
 const PASSWORD: &str = "battery staple";
 const NOBODY: u32 = 65534;
-
-fn with_agent(example_args: &str) -> String {
-    format!(
-        "f=$(mktemp -u) && mkfifo $f && (pkttyagent --process $$ --notify-fd 3 3>$f &) && \
-         cat $f >/dev/null && exec /opt/t/restart_blocking {example_args}"
-    )
-}
 
 fn polkit_decides_on_unit_files_and_reloads_for_callers_that_are_not_root(root: Root) {
     let c = container!(root);
@@ -222,15 +215,8 @@ fn reload_and_reexec_of_the_system_manager(root: Root) {
     // the re-execution, and the handle goes on with the new manager.
     let raw = c.raw_connection().unwrap();
     signal("-STOP");
-    let reexec = dbus::Message::new_method_call(
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-        "Reexecute",
-    )
-    .unwrap();
     use dbus::channel::Sender;
-    raw.send(reexec).unwrap();
+    raw.send(common::reexecute_call()).unwrap();
     raw.channel().flush();
     let resume = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));

@@ -194,15 +194,8 @@ fn a_re_execution_before_the_manager_answers_a_reload_ends_it_with_the_true_resu
         // without answering the reload.
         let raw = sd.raw_connection().unwrap();
         sd.kill(sd.manager_pid(), "STOP");
-        let reexec = dbus::Message::new_method_call(
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
-            "org.freedesktop.systemd1.Manager",
-            "Reexecute",
-        )
-        .unwrap();
         use dbus::channel::Sender;
-        raw.send(reexec).unwrap();
+        raw.send(common::reexecute_call()).unwrap();
         raw.channel().flush();
         let pid = sd.manager_pid();
         let resume = std::thread::spawn(move || {
@@ -219,6 +212,19 @@ fn a_re_execution_before_the_manager_answers_a_reload_ends_it_with_the_true_resu
         if transport == "bus" {
             assert!(done.by_reexecution, "{done}");
         }
+        // Wait until the re-execution is over (the old manager's leaving answers the raw
+        // Reexecute with NoReply, then the new one answers a ping): after a reload that was
+        // answered first, it may still be under way.
+        let gone = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = gone.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the Reexecute was never answered");
+            match raw.channel().blocking_pop_message(left).unwrap() {
+                Some(msg) if msg.msg_type() == dbus::MessageType::Error => break,
+                _ => {}
+            }
+        }
+        common::ping_systemd(&sd);
         assert_eq!(marker(&sd), transport, "{done}");
         // The handle goes on working with the new manager.
         sd.install(&[("after.service", common::ONESHOT_OK)]);

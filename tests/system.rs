@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::container::Root;
+use common::container::{Root, with_agent};
 use systemd_jobs::{Bus, Error, ExitStatus, JobMode, JobResult, Manager, Verb};
 
 on_every_root!(
@@ -298,13 +298,6 @@ const PASSWORD: &str = "correct horse";
 
 /// The example as [`USER`], with `pkttyagent` registered for its process first (the agent
 /// closes `--notify-fd` once polkit has it), all on one terminal.
-fn with_agent(example_args: &str) -> String {
-    format!(
-        "f=$(mktemp -u) && mkfifo $f && (pkttyagent --process $$ --notify-fd 3 3>$f &) && \
-         cat $f >/dev/null && exec /opt/t/restart_blocking {example_args}"
-    )
-}
-
 fn interactive_authorization_end_to_end(root: Root) {
     let c = container!(root);
     c.install(&[("ok.service", common::ONESHOT_OK)]);

@@ -12,6 +12,7 @@ use crate::ops::Context;
 use crate::ops::daemon::daemon_reload;
 use crate::ops::enqueue::enqueue;
 use crate::ops::reset_failed::reset_failed;
+use crate::ops::unit_files::change_files;
 use crate::proto::unit_files::{self, FileFlags};
 use crate::proto::unit_reader::UnitReader;
 use crate::unit_file::{UnitFileState, UnitFileVerb};
@@ -308,20 +309,7 @@ impl<'m> Desired<'m> {
                     Step::Disable => UnitFileVerb::Disable,
                     _ => UnitFileVerb::Mask,
                 };
-                let changed = unit_files::change(
-                    &cx.action_caller(),
-                    &cx.unit_file_methods,
-                    verb,
-                    &[unit],
-                    FileFlags::default(),
-                    deadline.call_timeout(),
-                )
-                .map_err(|(call, e)| {
-                    Error::unless_timed_out(unit, deadline, || {
-                        Error::from_unit_file_call(unit, verb, call, e.into())
-                            .sent_interactive(cx.options.allow_interactive_authorization)
-                    })
-                })?;
+                let changed = change_files(cx, verb, &[unit], FileFlags::default(), deadline)?;
                 if verb == UnitFileVerb::Enable && changed.carries_install_info == Some(false) {
                     let state =
                         unit_files::unit_file_state(&cx.caller(), unit, deadline.call_timeout())

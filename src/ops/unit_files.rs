@@ -48,6 +48,44 @@ pub struct UnitFiles<'m> {
     mode: JobMode,
 }
 
+/// Asks the manager to make the `verb` change to `files` within `deadline`, and maps its
+/// refusal to the crate's error, naming the files.
+///
+/// # Errors
+/// As [`UnitFiles::run`] for the change.
+pub(crate) fn change_files(
+    cx: &Context,
+    verb: UnitFileVerb,
+    files: &[&str],
+    flags: FileFlags,
+    deadline: &Deadline,
+) -> Result<unit_files::Changed> {
+    log::debug!("{verb} {files:?} ({flags:?})");
+    let changed = unit_files::change(
+        &cx.action_caller(),
+        &cx.unit_file_methods,
+        verb,
+        files,
+        flags,
+        deadline.call_timeout(),
+    )
+    .map_err(|(call, e)| {
+        log::debug!("{call}({files:?}) failed: {e}");
+        let subject = files.join(", ");
+        Error::unless_timed_out(&subject, deadline, || {
+            Error::from_unit_file_call(&subject, verb, call, e.into())
+                .sent_interactive(cx.options.allow_interactive_authorization)
+        })
+    })?;
+    log::debug!(
+        "{} answered {} changes, install info {:?}",
+        changed.method,
+        changed.changes.len(),
+        changed.carries_install_info
+    );
+    Ok(changed)
+}
+
 impl std::fmt::Debug for UnitFiles<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnitFiles")
@@ -155,28 +193,7 @@ impl<'m> UnitFiles<'m> {
             .refresh(deadline)
             .map_err(|i| i.into_error(&subject, None, deadline, cx.is_direct()))?;
         let files: Vec<&str> = self.files.iter().map(String::as_str).collect();
-        log::debug!("{} {files:?} ({:?})", self.verb, self.flags);
-        let changed = unit_files::change(
-            &cx.action_caller(),
-            &cx.unit_file_methods,
-            self.verb,
-            &files,
-            self.flags,
-            deadline.call_timeout(),
-        )
-        .map_err(|(call, e)| {
-            log::debug!("{call}({files:?}) failed: {e}");
-            Error::unless_timed_out(&subject, deadline, || {
-                Error::from_unit_file_call(&subject, self.verb, call, e.into())
-                    .sent_interactive(cx.options.allow_interactive_authorization)
-            })
-        })?;
-        log::debug!(
-            "{} answered {} changes, install info {:?}",
-            changed.method,
-            changed.changes.len(),
-            changed.carries_install_info
-        );
+        let changed = change_files(cx, self.verb, &files, self.flags, deadline)?;
         if self.reload {
             daemon_reload(cx, deadline)?;
         }

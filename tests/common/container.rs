@@ -339,6 +339,15 @@ impl Drop for Container {
     }
 }
 
+/// A shell command (for [`Container::on_terminal`]) that starts `pkttyagent` for itself,
+/// waits until the agent is registered, then runs the example with `example_args`.
+pub fn with_agent(example_args: &str) -> String {
+    format!(
+        "f=$(mktemp -u) && mkfifo $f && (pkttyagent --process $$ --notify-fd 3 3>$f &) && \
+         cat $f >/dev/null && exec /opt/t/restart_blocking {example_args}"
+    )
+}
+
 /// What a command run on a terminal inside the container did.
 pub struct OnTerminal {
     /// Its exit status (-1 if it was killed at the limit).

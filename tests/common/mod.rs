@@ -853,6 +853,18 @@ fn systemd_manager(conn: &Connection, timeout: Duration) -> Proxy<'static, &Conn
     )
 }
 
+/// A `Reexecute()` call to the manager, to send without a library (and without waiting: it
+/// is never answered).
+pub fn reexecute_call() -> dbus::Message {
+    dbus::Message::new_method_call(
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "Reexecute",
+    )
+    .unwrap()
+}
+
 /// A `StartUnit(unit, "replace")` call to the manager, to send without a library.
 pub fn start_unit_call(unit: &str) -> dbus::Message {
     dbus::Message::new_method_call(

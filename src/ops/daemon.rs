@@ -15,8 +15,6 @@
 //! taken over (its bus name's new owner, or the socket accepting again) and answered a call
 //! (its `Version`).
 
-use dbus::Message;
-
 use crate::daemon::{Reexecuted, Reloaded};
 use crate::deadline::Deadline;
 use crate::error::{BusError, Error, Result};
@@ -42,7 +40,7 @@ enum Answer {
 /// [`Error::AccessDenied`] when polkit refuses (`reload-daemon`), and the manager and bus
 /// errors of any operation; each names `daemon-reload`.
 pub(crate) fn daemon_reload(cx: &Context, deadline: &Deadline) -> Result<Reloaded> {
-    let answer = call_across_reexec(cx, DAEMON_RELOAD, manager_call("Reload"), deadline)?;
+    let answer = call_across_reexec(cx, DAEMON_RELOAD, "Reload", deadline)?;
     let by_reexecution = matches!(answer, Answer::CameBack);
     log::debug!(
         "daemon-reload finished{}",
@@ -67,7 +65,7 @@ pub(crate) fn daemon_reload(cx: &Context, deadline: &Deadline) -> Result<Reloade
 pub(crate) fn daemon_reexec(cx: &Context, deadline: &Deadline) -> Result<Reexecuted> {
     let session = &cx.session;
     let before = session.router().inbox.comebacks();
-    let answer = call_across_reexec(cx, DAEMON_REEXEC, manager_call("Reexecute"), deadline)?;
+    let answer = call_across_reexec(cx, DAEMON_REEXEC, "Reexecute", deadline)?;
     if let Answer::Reply = answer {
         // A manager that answers before it leaves: it is not back until it came back.
         let _signals = session.hold_job_signals();
@@ -98,13 +96,13 @@ pub(crate) fn daemon_reexec(cx: &Context, deadline: &Deadline) -> Result<Reexecu
     })
 }
 
-/// Sends `call` (which asks the manager to act: with the authorization flag if the handle
-/// sets it) and waits for its answer, or for the manager to come back from a re-execution
-/// that took the call with it.
+/// Calls `method` on the manager (as a call that asks it to act: with the authorization
+/// flag if the handle sets it) and waits for its answer, or for the manager to come back
+/// from a re-execution that took the call with it.
 fn call_across_reexec(
     cx: &Context,
     operation: &'static str,
-    call: Message,
+    method: &'static str,
     deadline: &Deadline,
 ) -> Result<Answer> {
     if deadline.expired() {
@@ -117,12 +115,11 @@ fn call_across_reexec(
     // The rule for changes of systemd's owner, so that a re-execution is seen.
     let _signals = session.hold_job_signals();
     let before = session.router().inbox.comebacks();
-    let member = call.member().map(|m| m.to_string()).unwrap_or_default();
-    log::debug!("{operation}: calling {member}");
+    log::debug!("{operation}: calling {method}");
     let serial = cx
         .action_caller()
-        .start_call(call)
-        .map_err(|e| Error::from_call(operation, call_name(operation), e.into()))?;
+        .start_call(manager_call(method))
+        .map_err(|e| Error::from_call(operation, method, e.into()))?;
     let waited = session.pump_until(deadline, |r| {
         r.peek_reply(serial).is_some() || r.inbox.comebacks() != before
     });
@@ -132,7 +129,7 @@ fn call_across_reexec(
     }
     waited.map_err(interrupted)?;
     let Some(mut reply) = reply else {
-        log::debug!("{operation}: the manager re-executed before it answered {member}");
+        log::debug!("{operation}: the manager re-executed before it answered {method}");
         return Ok(Answer::CameBack);
     };
     let Err(e) = reply.as_result() else {
@@ -140,28 +137,25 @@ fn call_across_reexec(
     };
     if left_without_answering(&e, reply.sender().as_deref()) {
         // The old manager left (re-executing, or dying): wait for the new one.
-        log::debug!("{operation}: the manager left without answering {member} ({e:?})");
+        log::debug!("{operation}: the manager left without answering {method} ({e:?})");
         session
             .pump_until(deadline, |r| r.inbox.comebacks() != before)
             .map_err(interrupted)?;
         return Ok(Answer::CameBack);
     }
     Err(Error::unless_timed_out(operation, deadline, || {
-        Error::from_call(operation, call_name(operation), BusError::from(e))
+        Error::from_call(operation, method, BusError::from(e))
             .sent_interactive(cx.options.allow_interactive_authorization)
     }))
 }
 
-/// Whether an error reply means the peer left without answering: the bus daemon's `NoReply`
-/// for a call whose recipient disconnected.
+/// Whether an error reply means the manager left without answering: the bus daemon's
+/// `NoReply` for a call whose recipient disconnected (dbus-daemon's "Message recipient
+/// disconnected from message bus without replying"), not the one it sends when a reply
+/// timeout it may be configured with passes ("Did not receive a reply...").
 fn left_without_answering(e: &dbus::Error, sender: Option<&str>) -> bool {
-    e.name() == Some(errors::NO_REPLY) && sender == Some(BUS_NAME)
-}
-
-/// The D-Bus method behind an operation, for its errors.
-fn call_name(operation: &str) -> &'static str {
-    match operation {
-        DAEMON_REEXEC => "Reexecute",
-        _ => "Reload",
-    }
+    e.name() == Some(errors::NO_REPLY)
+        && sender == Some(BUS_NAME)
+        && e.message()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("disconnected"))
 }

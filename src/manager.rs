@@ -84,7 +84,8 @@ impl ManagerBuilder {
     }
 
     /// Lets polkit ask the user to authenticate when the caller is not allowed to act on a
-    /// unit outright: the calls that queue or cancel jobs carry D-Bus's
+    /// unit outright: the calls that ask systemd to act (queue or cancel jobs; change unit
+    /// files; reload or re-execute; reset-failed) carry D-Bus's
     /// `ALLOW_INTERACTIVE_AUTHORIZATION` header flag, as with `systemctl` on a terminal (its
     /// `--no-ask-password` turns it off). Default: `false`: the flag is not set, and where the
     /// manager honours it a call that would need a prompt fails at once with

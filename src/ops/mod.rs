@@ -96,7 +96,8 @@ impl Context {
         }
     }
 
-    /// Sends the calls that ask systemd to act (queue or cancel a job), with the options'
+    /// Sends the calls that ask systemd to act (queue or cancel a job, change unit files,
+    /// reload, re-execute, reset-failed), with the options'
     /// authorization flag.
     pub(crate) fn action_caller(&self) -> Caller<'_> {
         self.session

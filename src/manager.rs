@@ -621,6 +621,7 @@ impl Manager {
     pub fn unit_file_state(&self, unit: &str, timeout: Duration) -> Result<UnitFileState> {
         unit_name::validate_file(unit)?;
         let deadline = Deadline::after(timeout);
+        self.cx.ready(unit, &deadline)?;
         unit_file_state(&self.cx.caller(), unit, deadline.call_timeout()).map_err(|e| {
             Error::unless_timed_out(unit, &deadline, || {
                 Error::from_unit_call(unit, "GetUnitFileState", e.into())

@@ -201,13 +201,8 @@ impl<'m> Desired<'m> {
     fn read(&self, deadline: &Deadline) -> Result<UnitStatus> {
         unit_name::validate(&self.unit)?;
         let unit = self.unit.as_str();
-        if deadline.expired() {
-            return Err(Error::timeout(unit, None, deadline));
-        }
         let cx = self.cx;
-        cx.session
-            .refresh(deadline)
-            .map_err(|i| i.into_error(unit, None, deadline, cx.is_direct()))?;
+        cx.ready(unit, deadline)?;
         let caller = cx.caller();
         let failed = |call: &'static str| {
             move |e: BusError| {
@@ -302,29 +297,10 @@ impl<'m> Desired<'m> {
                 daemon_reload(cx, deadline)?;
             }
             Step::ResetFailed => reset_failed(cx, Some(unit), deadline)?,
-            Step::Unmask | Step::Enable | Step::Disable | Step::Mask => {
-                let verb = match step {
-                    Step::Unmask => UnitFileVerb::Unmask,
-                    Step::Enable => UnitFileVerb::Enable,
-                    Step::Disable => UnitFileVerb::Disable,
-                    _ => UnitFileVerb::Mask,
-                };
-                let changed = change_files(cx, verb, &[unit], FileFlags::default(), deadline)?;
-                if verb == UnitFileVerb::Enable && changed.carries_install_info == Some(false) {
-                    let state =
-                        unit_files::unit_file_state(&cx.caller(), unit, deadline.call_timeout())
-                            .unwrap_or(UnitFileState::Other("unknown".to_owned()));
-                    return Err(Error::NoInstallInfo {
-                        unit: unit.to_owned(),
-                        state,
-                    });
-                }
-                let any = changed.changes.iter().any(|c| c.kind.is_change());
-                done.changes.extend(changed.changes);
-                if !any {
-                    return Ok(());
-                }
-            }
+            Step::Unmask => return self.change(UnitFileVerb::Unmask, step, done, deadline),
+            Step::Enable => return self.change(UnitFileVerb::Enable, step, done, deadline),
+            Step::Disable => return self.change(UnitFileVerb::Disable, step, done, deadline),
+            Step::Mask => return self.change(UnitFileVerb::Mask, step, done, deadline),
             Step::Job(verb) => {
                 let grace = self
                     .check_active
@@ -338,6 +314,35 @@ impl<'m> Desired<'m> {
         }
         done.steps.push(step);
         done.changed |= step.is_change();
+        Ok(())
+    }
+
+    /// Takes a unit-file `step` (the `verb` change to the unit) and records it in `done` if
+    /// it changed something.
+    fn change(
+        &self,
+        verb: UnitFileVerb,
+        step: Step,
+        done: &mut Convergence,
+        deadline: &Deadline,
+    ) -> Result<()> {
+        let cx = self.cx;
+        let unit = self.unit.as_str();
+        let changed = change_files(cx, verb, &[unit], FileFlags::default(), deadline)?;
+        if verb == UnitFileVerb::Enable && changed.carries_install_info == Some(false) {
+            let state = unit_files::unit_file_state(&cx.caller(), unit, deadline.call_timeout())
+                .unwrap_or(UnitFileState::Other("unknown".to_owned()));
+            return Err(Error::NoInstallInfo {
+                unit: unit.to_owned(),
+                state,
+            });
+        }
+        let any = changed.changes.iter().any(|c| c.kind.is_change());
+        done.changes.extend(changed.changes);
+        if any {
+            done.steps.push(step);
+            done.changed = true;
+        }
         Ok(())
     }
 }

@@ -105,13 +105,10 @@ fn call_across_reexec(
     method: &'static str,
     deadline: &Deadline,
 ) -> Result<Answer> {
-    if deadline.expired() {
-        return Err(Error::timeout(operation, None, deadline));
-    }
+    cx.ready(operation, deadline)?;
     let session = &cx.session;
     let interrupted =
         |i: crate::session::Interrupted| i.into_error(operation, None, deadline, cx.is_direct());
-    session.refresh(deadline).map_err(interrupted)?;
     // The rule for changes of systemd's owner, so that a re-execution is seen.
     let _signals = session.hold_job_signals();
     let before = session.router().inbox.comebacks();

@@ -13,15 +13,6 @@ use crate::proto::{errors, refused_by_bus_policy};
 use crate::session::inbox::Request;
 use crate::unit_name;
 
-/// What is refused before any bus traffic: an invalid unit name, a deadline already passed.
-fn before_any_traffic(unit: &str, deadline: &Deadline) -> Result<()> {
-    unit_name::validate(unit)?;
-    if deadline.expired() {
-        return Err(Error::timeout(unit, None, deadline));
-    }
-    Ok(())
-}
-
 /// Queues a `verb` job for `unit` within `deadline` and returns the handle on it.
 ///
 /// The rules that route `JobRemoved` to us are taken first; on a bus their `AddMatch` goes
@@ -36,11 +27,9 @@ pub(crate) fn enqueue<'m>(
     mode: JobMode,
     deadline: &Deadline,
 ) -> Result<QueuedJob<'m>> {
-    before_any_traffic(unit, deadline)?;
+    unit_name::validate(unit)?;
+    cx.ready(unit, deadline)?;
     let session = &cx.session;
-    session
-        .refresh(deadline)
-        .map_err(|i| i.into_error(unit, None, deadline, cx.is_direct()))?;
     let signals = session.hold_job_signals();
     log::debug!("queuing {verb} {unit} ({mode})");
     let queued_at_usec = monotonic_usec();
@@ -91,7 +80,7 @@ pub(crate) fn enqueue_run<'m>(
     mode: JobMode,
     deadline: &Deadline,
 ) -> Result<QueuedRun<'m>> {
-    before_any_traffic(unit, deadline)?;
+    unit_name::validate(unit)?;
     let follow = Follow::start(cx, unit, deadline)?;
     let job = enqueue(cx, verb, unit, mode, deadline)?;
     Ok(QueuedRun::new(job, follow))

@@ -63,9 +63,7 @@ impl<'m> Follow<'m> {
                 Error::from_job_call(unit, crate::Verb::Start, call, e)
             })
         };
-        cx.session
-            .refresh(deadline)
-            .map_err(|i| i.into_error(unit, None, deadline, cx.is_direct()))?;
+        cx.ready(unit, deadline)?;
         let caller = cx.caller();
         let path = calls::load_unit(&caller, unit, deadline.call_timeout())
             .map_err(|e| fail("LoadUnit", e.into()))?;

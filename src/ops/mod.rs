@@ -19,6 +19,7 @@ use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::journal::DEFAULT_JOURNAL_LINES;
 use crate::journal::reader::Source;
 use crate::proto::unit_files::Missing;
@@ -107,6 +108,21 @@ impl Context {
     /// Sends everything else (reads, references).
     pub(crate) fn caller(&self) -> Caller<'_> {
         self.session.caller(false)
+    }
+
+    /// Before an operation's first call: fails at once, naming `subject`, if `deadline` has
+    /// passed, and connects a reset private socket again (an idle handle learns of a
+    /// re-execution only here).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout) without a job, or the error of reconnecting.
+    pub(crate) fn ready(&self, subject: &str, deadline: &Deadline) -> crate::error::Result<()> {
+        if deadline.expired() {
+            return Err(crate::error::Error::timeout(subject, None, deadline));
+        }
+        self.session
+            .refresh(deadline)
+            .map_err(|i| i.into_error(subject, None, deadline, self.is_direct()))
     }
 
     /// The journal lines a failure reads: none unless failures are explained.

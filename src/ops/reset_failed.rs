@@ -22,12 +22,7 @@ pub(crate) fn reset_failed(cx: &Context, unit: Option<&str>, deadline: &Deadline
     if let Some(unit) = unit {
         unit_name::validate(unit)?;
     }
-    if deadline.expired() {
-        return Err(Error::timeout(subject, None, deadline));
-    }
-    cx.session
-        .refresh(deadline)
-        .map_err(|i| i.into_error(subject, None, deadline, cx.is_direct()))?;
+    cx.ready(subject, deadline)?;
     let (call, method) = match unit {
         Some(unit) => (
             manager_call("ResetFailedUnit").append1(unit),

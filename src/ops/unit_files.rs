@@ -185,13 +185,8 @@ impl<'m> UnitFiles<'m> {
                 )));
             }
         };
-        if deadline.expired() {
-            return Err(Error::timeout(&subject, None, deadline));
-        }
         let cx = self.cx;
-        cx.session
-            .refresh(deadline)
-            .map_err(|i| i.into_error(&subject, None, deadline, cx.is_direct()))?;
+        cx.ready(&subject, deadline)?;
         let files: Vec<&str> = self.files.iter().map(String::as_str).collect();
         let changed = change_files(cx, self.verb, &files, self.flags, deadline)?;
         if self.reload {

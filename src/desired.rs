@@ -2,8 +2,10 @@
 //! ([`Manager::desired`](crate::Manager::desired)).
 
 use std::fmt;
+use std::time::Duration;
 
-use crate::job::{JobOutcome, Verb};
+use crate::job::{Job, JobOutcome, Verb};
+use crate::unit::ExitStatus;
 use crate::unit_file::{UnitFileChange, UnitFileState};
 
 /// Whether and how the unit should run.
@@ -45,6 +47,9 @@ pub enum StartupGoal {
     Disabled,
     /// Masked (`masked`, not only until reboot).
     Masked,
+    /// Not masked: unmasked if it is `masked` or `masked-runtime`; otherwise left as it is
+    /// (enabled or not).
+    Unmasked,
 }
 
 impl fmt::Display for StartupGoal {
@@ -53,8 +58,40 @@ impl fmt::Display for StartupGoal {
             StartupGoal::Enabled => "enabled",
             StartupGoal::Disabled => "disabled",
             StartupGoal::Masked => "masked",
+            StartupGoal::Unmasked => "unmasked",
         })
     }
+}
+
+/// How far an apply waits for the job it queues
+/// ([`Desired::wait`](crate::Desired::wait)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobWait {
+    /// Until the job has finished, then (after a start, restart or a reload that started)
+    /// the active check. The default.
+    #[default]
+    Finished,
+    /// Not at all, as `systemctl --no-block` (Ansible's `no_block`): the job is queued and
+    /// the apply returns with it in [`Convergence::queued`]. Its result is not known, and a
+    /// service that dies right after starting is not noticed.
+    Queued,
+    /// After a start (or restart): until the unit has run and stopped again, as `systemctl
+    /// start --wait`. A run that ends badly is
+    /// [`Error::RunFailed`](crate::Error::RunFailed); how it ended is in
+    /// [`Convergence::run`]. Other jobs are waited for as [`JobWait::Finished`].
+    Completed,
+}
+
+/// How a unit that an apply ran to completion ([`JobWait::Completed`]) ended: it ran and
+/// stopped with `Result=success`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunEnd {
+    /// For services: how the main process ended, if one ran.
+    pub main_process: Option<ExitStatus>,
+    /// How long the unit ran (systemd's own timestamps), when systemd recorded it.
+    pub ran_for: Option<Duration>,
 }
 
 /// One step of bringing a unit to its desired state, in the order it is (or would be) done.
@@ -144,6 +181,10 @@ pub struct Convergence {
     pub changes: Vec<UnitFileChange>,
     /// The jobs that ran, with their results (empty for a check).
     pub jobs: Vec<JobOutcome>,
+    /// The jobs queued and not waited for ([`JobWait::Queued`]).
+    pub queued: Vec<Job>,
+    /// How the run ended, for a start run to completion ([`JobWait::Completed`]).
+    pub run: Option<RunEnd>,
 }
 
 impl Convergence {

@@ -268,7 +268,7 @@ mod manager;
 pub mod fuzzing;
 
 pub use daemon::{Reexecuted, Reloaded};
-pub use desired::{ActiveGoal, Convergence, StartupGoal, Step, UnitStatus};
+pub use desired::{ActiveGoal, Convergence, JobWait, RunEnd, StartupGoal, Step, UnitStatus};
 pub use error::{BusError, ConnectStep, Error, RemoteProblem, Result};
 pub use job::{
     FailedDependency, Job, JobMode, JobOutcome, JobResult, JobState, ResultSource, TransactionJob,

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::desired::{ActiveGoal, Convergence, StartupGoal, Step, UnitStatus};
+use crate::desired::{ActiveGoal, Convergence, JobWait, RunEnd, StartupGoal, Step, UnitStatus};
 use crate::error::{BusError, Error, Result};
 use crate::job::{JobMode, Verb};
 use crate::ops::Context;
 use crate::ops::daemon::daemon_reload;
-use crate::ops::enqueue::enqueue;
+use crate::ops::enqueue::{enqueue, enqueue_run};
 use crate::ops::reset_failed::reset_failed;
 use crate::ops::unit_files::change_files;
 use crate::proto::unit_files::{self, FileFlags};
@@ -63,6 +63,8 @@ pub struct Desired<'m> {
     reset_failed: bool,
     check_active: Option<Duration>,
     mode: JobMode,
+    force: bool,
+    wait: JobWait,
 }
 
 impl std::fmt::Debug for Desired<'_> {
@@ -75,6 +77,8 @@ impl std::fmt::Debug for Desired<'_> {
             .field("reset_failed", &self.reset_failed)
             .field("check_active", &self.check_active)
             .field("mode", &self.mode)
+            .field("force", &self.force)
+            .field("wait", &self.wait)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +94,8 @@ impl<'m> Desired<'m> {
             reset_failed: false,
             check_active: None,
             mode: JobMode::Replace,
+            force: false,
+            wait: JobWait::Finished,
         }
     }
 
@@ -135,6 +141,20 @@ impl<'m> Desired<'m> {
         self
     }
 
+    /// Let a unit-file change replace symlinks in its way (`systemctl --force`): an enable
+    /// over a link to another unit, a mask over a unit file's link. Default: `false`.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// How far the apply waits for its job ([`JobWait`]): until it finishes (the default),
+    /// not at all (queued only), or, for a start, until the unit has run to completion.
+    pub fn wait(mut self, wait: JobWait) -> Self {
+        self.wait = wait;
+        self
+    }
+
     /// Reads the unit's state and reports the steps an [`apply`](Desired::apply) would take
     /// now, within `timeout`. Nothing is changed: no reload, no unit file, no job.
     ///
@@ -154,6 +174,8 @@ impl<'m> Desired<'m> {
             before,
             changes: Vec::new(),
             jobs: Vec::new(),
+            queued: Vec::new(),
+            run: None,
         })
     }
 
@@ -180,6 +202,8 @@ impl<'m> Desired<'m> {
             before,
             changes: Vec::new(),
             jobs: Vec::new(),
+            queued: Vec::new(),
+            run: None,
         };
         for step in planned {
             if let Err(error) = self.take(step, &mut done, &deadline) {
@@ -262,6 +286,10 @@ impl<'m> Desired<'m> {
                 F::Masked => &[],
                 _ => &[Step::Mask],
             },
+            Some(StartupGoal::Unmasked) => match file {
+                F::Masked | F::MaskedRuntime => &[Step::Unmask],
+                _ => &[],
+            },
         };
         steps.extend_from_slice(file_steps);
         if !file_steps.is_empty() {
@@ -301,7 +329,31 @@ impl<'m> Desired<'m> {
             Step::Enable => return self.change(UnitFileVerb::Enable, step, done, deadline),
             Step::Disable => return self.change(UnitFileVerb::Disable, step, done, deadline),
             Step::Mask => return self.change(UnitFileVerb::Mask, step, done, deadline),
-            Step::Job(verb) => {
+            Step::Job(verb) => self.job(verb, done, deadline)?,
+        }
+        done.steps.push(step);
+        done.changed |= step.is_change();
+        Ok(())
+    }
+
+    /// Queues the `verb` job and waits for it as [`Desired::wait`] says.
+    fn job(&self, verb: Verb, done: &mut Convergence, deadline: &Deadline) -> Result<()> {
+        let cx = self.cx;
+        let unit = self.unit.as_str();
+        match self.wait {
+            JobWait::Queued => {
+                let queued = enqueue(cx, verb, unit, self.mode, deadline)?;
+                done.queued.push(queued.job().clone());
+            }
+            JobWait::Completed if matches!(verb, Verb::Start | Verb::Restart) => {
+                let ran = enqueue_run(cx, verb, unit, self.mode, deadline)?.wait_until(deadline)?;
+                done.jobs.push(ran.start);
+                done.run = Some(RunEnd {
+                    main_process: ran.main_process,
+                    ran_for: ran.ran_for,
+                });
+            }
+            JobWait::Finished | JobWait::Completed => {
                 let grace = self
                     .check_active
                     .or(cx.options.check_active)
@@ -312,8 +364,6 @@ impl<'m> Desired<'m> {
                 done.jobs.push(outcome);
             }
         }
-        done.steps.push(step);
-        done.changed |= step.is_change();
         Ok(())
     }
 
@@ -328,7 +378,11 @@ impl<'m> Desired<'m> {
     ) -> Result<()> {
         let cx = self.cx;
         let unit = self.unit.as_str();
-        let changed = change_files(cx, verb, &[unit], FileFlags::default(), deadline)?;
+        let flags = FileFlags {
+            force: self.force,
+            ..FileFlags::default()
+        };
+        let changed = change_files(cx, verb, &[unit], flags, deadline)?;
         if verb == UnitFileVerb::Enable && changed.carries_install_info == Some(false) {
             let state = unit_files::unit_file_state(&cx.caller(), unit, deadline.call_timeout())
                 .unwrap_or(UnitFileState::Other("unknown".to_owned()));

@@ -13,6 +13,7 @@
 
 pub mod container;
 pub mod differential;
+pub mod fleet;
 pub mod places;
 
 use std::fs;

@@ -352,7 +352,9 @@ pub struct JobOutcome {
     pub job: Job,
     /// Its result: [`JobResult::Done`] or [`JobResult::Skipped`].
     pub result: JobResult,
-    /// Time from the start of the operation to the result.
+    /// Time from the start of the operation (the call that queued the job, or the wait on a
+    /// queued job) to its result, as `JobRemoved` brought it: the job's time as the caller
+    /// saw it, without the grace of an active check after it.
     pub elapsed: Duration,
     /// How the result became known: nearly always [`ResultSource::JobRemoved`].
     pub result_source: ResultSource,

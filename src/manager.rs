@@ -76,8 +76,9 @@ impl ManagerBuilder {
     /// After a start, restart or reload-or-restart job ends `done`, wait `Some(grace)` (zero
     /// for no wait, cut to what is left of the deadline) and then check that the unit is
     /// active; if it is not (it exited at once, or a `Condition…=` failed), the operation
-    /// fails with [`Error::NotActive`]. Default: `None`, no check: `done` is reported as
-    /// systemd reports it.
+    /// fails with [`Error::NotActive`]. A `Type=oneshot` service left inactive with
+    /// `Result=success` passes: its start job ended with its run. Default: `None`, no check:
+    /// `done` is reported as systemd reports it.
     pub fn check_active(mut self, grace: Option<Duration>) -> Self {
         self.options.check_active = grace;
         self

@@ -82,7 +82,9 @@ pub(crate) fn enqueue_run<'m>(
 ) -> Result<QueuedRun<'m>> {
     unit_name::validate(unit)?;
     let follow = Follow::start(cx, unit, deadline)?;
-    let job = enqueue(cx, verb, unit, mode, deadline)?;
+    // No active check: a unit run to completion is meant to stop, and how it stopped is
+    // what the run reports.
+    let job = enqueue(cx, verb, unit, mode, deadline)?.with_active_check(None);
     Ok(QueuedRun::new(job, follow))
 }
 

@@ -241,6 +241,8 @@ impl<'m> QueuedJob<'m> {
                 result_source: removed.source,
             });
         }
+        // The job's time as the result arrived, without the active check's grace after it.
+        let elapsed = deadline.elapsed();
         let starts = matches!(
             self.verb,
             Verb::Start | Verb::Restart | Verb::ReloadOrRestart
@@ -253,7 +255,7 @@ impl<'m> QueuedJob<'m> {
             verb: self.verb,
             job,
             result: removed.result,
-            elapsed: deadline.elapsed(),
+            elapsed,
             result_source: removed.source,
             transaction: self.transaction.clone(),
         })
@@ -312,7 +314,14 @@ impl<'m> QueuedJob<'m> {
         let state = unit
             .state()
             .map_err(|e| Error::from_call(&self.unit, "Get(ActiveState)", e))?;
-        if state.is_active() {
+        // A oneshot service's start job ends when its run has: inactive with a success is
+        // what that start leaves (without RemainAfterExit=), not a service that died.
+        let finished_oneshot = || {
+            state.active_state == "inactive"
+                && !state.condition_failed
+                && unit.is_finished_oneshot().unwrap_or(false)
+        };
+        if state.is_active() || finished_oneshot() {
             Ok(())
         } else {
             Err(Error::NotActive {

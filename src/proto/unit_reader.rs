@@ -150,6 +150,21 @@ impl<'a, C: BlockingSender> UnitReader<'a, C> {
         self.get("org.freedesktop.systemd1.Unit", "LoadState")
     }
 
+    /// Whether the unit is a `Type=oneshot` service whose last run ended with
+    /// `Result=success`: inactive after a start that went well, not a service that died.
+    pub(crate) fn is_finished_oneshot(&self) -> Result<bool, BusError> {
+        const SERVICE: &str = "org.freedesktop.systemd1.Service";
+        if !self.unit.ends_with(".service") {
+            return Ok(false);
+        }
+        let kind: String = self.get(SERVICE, "Type")?;
+        if kind != "oneshot" {
+            return Ok(false);
+        }
+        let result: String = self.get(SERVICE, "Result")?;
+        Ok(result == "success")
+    }
+
     /// The unit's active state, sub-state and condition result.
     pub(crate) fn state(&self) -> Result<UnitState, BusError> {
         const UNIT: &str = "org.freedesktop.systemd1.Unit";

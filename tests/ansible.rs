@@ -692,3 +692,72 @@ fn no_log_keeps_the_service_s_output_out_of_the_result() {
         "{garbage}"
     );
 }
+
+/// The module's documentation (`examples/ansible/systemd_job.yml`, beside the binary) is
+/// what `ansible-doc` reads, and names exactly the options and aliases the module takes.
+#[test]
+fn the_documentation_names_the_options_the_module_takes() {
+    let library = match common::fleet::module_library() {
+        Ok(l) => l,
+        Err(why) => {
+            common::missing_prerequisite(&why);
+            return;
+        }
+    };
+    let out = std::process::Command::new("ansible-doc")
+        .args(["-j", "-M"])
+        .arg(&library)
+        .arg("systemd_job")
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            common::missing_prerequisite(&format!("ansible-doc: {e} (install ansible-core)"));
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let options = doc["systemd_job"]["doc"]["options"].as_object().unwrap();
+    let mut documented: Vec<String> = Vec::new();
+    for (name, option) in options {
+        documented.push(name.clone());
+        documented.extend(
+            option["aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned)),
+        );
+    }
+    documented.sort();
+    let dir = std::env::temp_dir().join(format!("sj-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("args.json"), r#"{"no_such_option": 1}"#).unwrap();
+    let out = std::process::Command::new(library.join("systemd_job"))
+        .arg(dir.join("args.json"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["msg"].as_str().unwrap();
+    let list = msg
+        .split("Supported parameters include: ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('.');
+    let mut taken: Vec<String> = list.split(", ").map(str::to_owned).collect();
+    taken.sort();
+    assert_eq!(documented, taken);
+    assert!(
+        doc["systemd_job"]["examples"]
+            .as_str()
+            .unwrap()
+            .contains("systemd_job:")
+    );
+    assert!(doc["systemd_job"]["return"]["units"].is_object());
+}

@@ -761,3 +761,83 @@ fn the_documentation_names_the_options_the_module_takes() {
     );
     assert!(doc["systemd_job"]["return"]["units"].is_object());
 }
+
+/// The README's rolling restart (`examples/ansible/rolling_restart.yml`: `serial: 2`,
+/// `max_fail_percentage: 0`, a handler restarting the service) with a configuration typo
+/// the service dies of right after starting: with systemd_job the first batch fails and the
+/// rollout stops there, the last host keeps its old configuration and its running service;
+/// the same playbook with systemd_service reports every restart `changed` and takes the whole
+/// fleet down.
+#[test]
+fn a_rolling_restart_stops_at_the_first_batch_that_fails() {
+    let (_one, fleet) = fleet!();
+    let run = "#!/bin/sh\ngrep -qx 'port = [0-9]*' /etc/app/app.conf || \
+               { echo \"app.conf: port: '$(sed -n 's/^port = //p' /etc/app/app.conf)' is not a number\" >&2; exit 1; }\n\
+               exec sleep infinity\n";
+    for h in &fleet.hosts {
+        write(h, "/run/app/run", run);
+        write(h, "/etc/app/app.conf", "port = 8080\n");
+    }
+    fleet.install(&[("app.service", "[Service]\nExecStart=/bin/sh /run/app/run\n")]);
+    for h in &fleet.hosts {
+        let (code, _, err) = h
+            .container
+            .run(None, &["systemctl", "start", "app.service"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/ansible/rolling_restart.yml"),
+    )
+    .unwrap()
+    .replace("hosts: web", "hosts: fleet");
+    let ours = fleet.play(&example, &["-e", "app_port=80a"]);
+    assert_ne!(ours.code, 0, "{}", ours.output);
+    let (first, last) = fleet.hosts.split_at(2);
+    for h in first {
+        let r = ours.result(&h.name, "Restart app");
+        assert!(r.failed(), "{}: {:?}", h.name, r.result);
+        assert!(
+            r.msg().contains("'80a' is not a number"),
+            "{}: {}",
+            h.name,
+            r.msg()
+        );
+    }
+    for h in last {
+        assert!(
+            !ours.results.iter().any(|r| r.host == h.name),
+            "{}: the rollout went on past the failed batch",
+            h.name
+        );
+        assert_eq!(
+            h.container.unit_property("app.service", "ActiveState"),
+            "active"
+        );
+    }
+    // The same rollout with systemd_service, from the same start.
+    for h in &fleet.hosts {
+        write(h, "/etc/app/app.conf", "port = 8080\n");
+        let (code, _, err) = h
+            .container
+            .run(None, &["systemctl", "restart", "app.service"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let theirs = fleet.play(
+        &example
+            .replace("systemd_job:", "ansible.builtin.systemd_service:")
+            .replace("        timeout: 60\n        check_active: 1\n", ""),
+        &["-e", "app_port=80a"],
+    );
+    assert_eq!(theirs.code, 0, "{}", theirs.output);
+    for h in &fleet.hosts {
+        let r = theirs.result(&h.name, "Restart app");
+        assert!(r.changed() && !r.failed(), "{}: {:?}", h.name, r.result);
+        assert_eq!(
+            h.container.unit_property("app.service", "ActiveState"),
+            "failed",
+            "{}",
+            h.name
+        );
+    }
+}

@@ -219,8 +219,46 @@ impl Fleet {
         }
     }
 
+    /// Runs `command` on `host` over ssh as Ansible reaches it (its key, its known hosts, a
+    /// control master kept in the fleet's directory), with `input` on its stdin; returns
+    /// its exit status.
+    pub fn ssh(&self, host: &Host, command: &str, input: &[u8]) -> i32 {
+        use std::io::Write;
+        let d = &self.dir;
+        let mut child = Command::new("ssh")
+            .args(["-p", &host.port.to_string(), "-i"])
+            .arg(d.join("client_key"))
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                d.join("known_hosts").display()
+            ))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                "ControlPersist=60s",
+                "-o",
+            ])
+            .arg(format!("ControlPath={}/cp/bench-%p", d.display()))
+            .args(["root@127.0.0.1", command])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run ssh");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait().unwrap().code().unwrap_or(-1)
+    }
+
     /// Runs `playbook` (YAML) with `extra` arguments and collects every result.
     pub fn play(&self, playbook: &str, extra: &[&str]) -> Play {
+        self.play_with_env(playbook, extra, &[])
+    }
+
+    /// [`play`](Fleet::play) with more environment for `ansible-playbook`.
+    pub fn play_with_env(&self, playbook: &str, extra: &[&str], env: &[(&str, &str)]) -> Play {
         let n = unique_suffix();
         let book = self.dir.join(format!("play-{n}.yml"));
         let results = self.dir.join(format!("results-{n}.jsonl"));
@@ -235,6 +273,7 @@ impl Fleet {
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_FORCE_COLOR", "0")
             .env("HOME", &self.dir)
+            .envs(env.iter().copied())
             .current_dir(&self.dir)
             .output()
             .expect("run ansible-playbook");

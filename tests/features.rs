@@ -217,6 +217,10 @@ fn the_active_check_catches_units_that_are_done_but_not_running() {
             "[Unit]\nConditionPathExists=/proc/systemd-jobs-test-absent\n[Service]\nExecStart=/bin/sleep infinity\n",
         ),
         ("healthy.service", common::LONG_RUNNING),
+        (
+            "ran.service",
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'sleep 0.1'\n",
+        ),
     ]);
     // Without the check, systemd's "done" is reported as it is.
     let plain = sd.manager();
@@ -294,11 +298,23 @@ fn the_active_check_catches_units_that_are_done_but_not_running() {
         }
         other => panic!("expected NotActive, got {other:?}"),
     }
+    // A oneshot without RemainAfterExit= is inactive after a start that went well: its run
+    // ended with its start job, and Result=success says it went well.
+    let ran = checked.start("ran.service", JobMode::Replace, T).unwrap();
+    assert_eq!(ran.result, JobResult::Done);
+    assert_eq!(sd.unit_property("ran.service", "ActiveState"), "inactive");
+    let started = std::time::Instant::now();
     let out = checked
         .start("healthy.service", JobMode::Replace, T)
         .unwrap();
     assert_eq!(out.result, JobResult::Done);
-    assert!(out.elapsed >= Duration::from_millis(600));
+    // The call waited out the grace; the job's own time, as reported, did not include it.
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert!(
+        out.elapsed < Duration::from_millis(600),
+        "{:?}",
+        out.elapsed
+    );
 }
 
 #[test]

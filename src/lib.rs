@@ -289,7 +289,7 @@ pub use ops::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_JOB_CHECK_INTERVAL, DEFAULT_REEXE
 pub use session::caller::Caller;
 pub use transport::Bus;
 pub use transport::remote::Remote;
-pub use unit::{ExitStatus, FailureReason, UnitResult, UnitState};
+pub use unit::{ExitStatus, FailureReason, StartLimit, UnitResult, UnitState};
 pub use unit_file::{
     ChangeKind, UnitFileChange, UnitFileOutcome, UnitFileProblem, UnitFileState, UnitFileVerb,
 };

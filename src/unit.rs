@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::journal::RunJournal;
 
@@ -121,6 +122,33 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// A unit's start rate limit (`StartLimitBurst=` starts within `StartLimitIntervalSec=`),
+/// read from the unit when it was started too often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct StartLimit {
+    /// `StartLimitBurst=`: how many starts the interval allows.
+    pub burst: u32,
+    /// `StartLimitIntervalSec=`.
+    pub interval: Duration,
+}
+
+impl fmt::Display for StartLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.interval.as_secs_f64();
+        write!(
+            f,
+            "more than StartLimitBurst={} starts within StartLimitIntervalSec={}s",
+            self.burst,
+            if secs.fract() == 0.0 {
+                format!("{secs:.0}")
+            } else {
+                format!("{secs}")
+            }
+        )
+    }
+}
+
 /// Why a unit failed, read from the unit after its job ended `failed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -129,6 +157,10 @@ pub struct FailureReason {
     pub result: UnitResult,
     /// For services: how the main process ended, if one ran.
     pub main_process: Option<ExitStatus>,
+    /// For [`UnitResult::StartLimitHit`]: the limit the starts went over, as the unit sets
+    /// it. `reset-failed` ([`Manager::reset_failed`](crate::Manager::reset_failed)) clears
+    /// the count.
+    pub start_limit: Option<StartLimit>,
     /// The last lines the failed run wrote to the journal, or why they could not be read
     /// ([`ManagerBuilder::journal_lines`](crate::ManagerBuilder::journal_lines)).
     pub journal: RunJournal,
@@ -137,7 +169,12 @@ pub struct FailureReason {
 impl fmt::Display for FailureReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "failed because {}", self.result)?;
-        if let Some(p) = &self.main_process {
+        if let Some(limit) = &self.start_limit {
+            write!(
+                f,
+                " ({limit}; reset-failed clears the count, then it can start again)"
+            )?;
+        } else if let Some(p) = &self.main_process {
             write!(f, " ({p})")?;
         }
         Ok(())

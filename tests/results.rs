@@ -203,3 +203,60 @@ fn refusals_are_typed_errors_with_the_bus_error_name() {
         other => panic!("expected NoSuchUnit, got {other:?}"),
     }
 }
+
+/// A start over the unit's start limit: the job fails, and the reason says why in words a
+/// user acts on (started too often, the unit's own `StartLimitBurst=` and
+/// `StartLimitIntervalSec=`, and that reset-failed clears it), for the library and the
+/// example alike; after `reset_failed` the unit starts again.
+#[test]
+fn a_start_over_the_start_limit_names_the_limit_and_the_way_out() {
+    let sd = sandbox!();
+    sd.install(&[(
+        "often.service",
+        // Running (a unit left inactive may be unloaded, and its count with it), restarted:
+        // each restart is a start.
+        "[Unit]\nStartLimitBurst=3\nStartLimitIntervalSec=60\n[Service]\nExecStart=/bin/sleep infinity\n",
+    )]);
+    let m = sd.manager();
+    for _ in 0..3 {
+        assert_eq!(
+            m.restart("often.service", JobMode::Replace, T)
+                .unwrap()
+                .result,
+            JobResult::Done
+        );
+    }
+    let e = m.restart("often.service", JobMode::Replace, T).unwrap_err();
+    let text = e.to_string();
+    match &e {
+        Error::JobFailed { result, reason, .. } => {
+            assert_eq!(*result, JobResult::Failed);
+            let reason = reason.as_ref().expect("a reason");
+            assert_eq!(reason.result, systemd_jobs::UnitResult::StartLimitHit);
+            let limit = reason.start_limit.expect("the limit");
+            assert_eq!((limit.burst, limit.interval), (3, Duration::from_secs(60)));
+        }
+        other => panic!("expected JobFailed, got {other:?}"),
+    }
+    for words in [
+        "started too often",
+        "StartLimitBurst=3",
+        "StartLimitIntervalSec=60s",
+        "reset-failed",
+    ] {
+        assert!(text.contains(words), "{words:?} missing from: {text}");
+    }
+    let (code, _, err) = sd.run_example(&["--user", "--verb", "start", "often.service"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("StartLimitBurst=3 starts within StartLimitIntervalSec=60s"),
+        "{err}"
+    );
+    m.reset_failed("often.service", T).unwrap();
+    assert_eq!(
+        m.start("often.service", JobMode::Replace, T)
+            .unwrap()
+            .result,
+        JobResult::Done
+    );
+}

@@ -193,6 +193,10 @@ fn ended(follow: &Follow<'_>, start: JobOutcome, deadline: &Deadline) -> Result<
             unit: follow.unit.clone(),
             job: start.job,
             reason: Box::new(FailureReason {
+                start_limit: match result {
+                    UnitResult::StartLimitHit => reader.start_limit().ok(),
+                    _ => None,
+                },
                 result,
                 main_process,
                 journal: follow.cx.journal_wanted().read(&reader, deadline),

@@ -10,7 +10,7 @@ use dbus::blocking::{BlockingSender, Proxy};
 use crate::error::BusError;
 use crate::journal::{InvocationId, RunJournal};
 use crate::proto::{MANAGER_IFACE, MANAGER_PATH, SYSTEMD_NAME};
-use crate::unit::{ExitStatus, FailureReason, UnitResult, UnitState};
+use crate::unit::{ExitStatus, FailureReason, StartLimit, UnitResult, UnitState};
 use crate::unit_name::unit_type;
 
 /// A unit's state and the times of its last transitions, read to settle a lost job.
@@ -79,11 +79,28 @@ impl<'a, C: BlockingSender> UnitReader<'a, C> {
             None
         };
         let Ok(result) = result.parse::<UnitResult>();
+        let start_limit = if result == UnitResult::StartLimitHit {
+            Some(self.start_limit()?)
+        } else {
+            None
+        };
         Ok(Some(FailureReason {
             result,
             main_process,
+            start_limit,
             journal: RunJournal::NotRead,
         }))
+    }
+
+    /// The unit's `StartLimitBurst=` and `StartLimitIntervalSec=`.
+    pub(crate) fn start_limit(&self) -> Result<StartLimit, BusError> {
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        let burst: u32 = self.get(UNIT, "StartLimitBurst")?;
+        let interval: u64 = self.get(UNIT, "StartLimitIntervalUSec")?;
+        Ok(StartLimit {
+            burst,
+            interval: Duration::from_micros(interval),
+        })
     }
 
     /// The unit's state and when it last entered an active and an inactive (or failed) state

@@ -275,6 +275,12 @@ fn failure(o: &mut Object, r: &FailureReason) {
         "main_process",
         r.main_process.as_ref().map(ToString::to_string),
     );
+    if let Some(limit) = &r.start_limit {
+        o.set("start_limit_burst", limit.burst).set(
+            "start_limit_interval_s",
+            Json::Number(limit.interval.as_secs_f64()),
+        );
+    }
 }
 
 fn dependencies(e: &Error) -> Json {

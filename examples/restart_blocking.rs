@@ -14,8 +14,8 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use clap_complete::Shell;
 use systemd_jobs::{
-    Bus, Error, JobMode, Manager, Progress, Remote, RunJournal, UnitFileOutcome, UnitFileState,
-    UnitFileVerb, Verb, unit_name,
+    Bus, Error, Job, JobMode, Manager, Progress, Remote, RunJournal, UnitFileOutcome,
+    UnitFileState, UnitFileVerb, Verb, unit_name,
 };
 
 /// What `--help` shows after the options.
@@ -36,12 +36,18 @@ VERBS (--verb):
     manager:     daemon-reload (returns once the manager has finished reloading),
                  daemon-reexec (returns once the new manager answers), no UNIT
     state:       reset-failed [UNIT...] (no UNIT: every unit), is-enabled UNIT...
+    jobs queued: cancel JOB_ID... (as systemctl cancel; the ids list-jobs shows)
 
 OUTPUT:
     on a terminal, while waiting: one status line on stderr, redrawn in place and erased
                                 before the results: the unit, its state, the service's own
                                 status text, elapsed / timeout
     stdout, one line per unit:  UNIT: done (job ID, N ms)
+                                N ms: from the call that queued the job to systemd's
+                                JobRemoved for it (a --check-active grace not counted). A
+                                job systemd finishes at once (merged into one that was
+                                running, or a stop of a unit already on its way down) can
+                                end sooner than the unit's own transition in the journal
     with --no-block:            UNIT: queued (job ID, JOB_PATH)
     with --wait:                UNIT: ran to completion, success (main process
                                 exited with status 0, ran N ms)
@@ -63,15 +69,18 @@ EXIT STATUS (as systemctl's; with several units, the highest):
     0    every job finished done (or skipped)
     1    a job finished with another result (failed, canceled, timeout, dependency...)
          or, with --check-active, the unit was not active, or with --wait, a unit
-         ended with a Result other than success (its exit status on stderr)
+         ended with a Result other than success (its exit status on stderr); or the
+         transaction was refused for an ordering cycle (named on stderr), conflicting
+         jobs or a shutdown under way
     2    usage error or invalid unit name
     3    job type not applicable (e.g. reload without ExecReload=)
-    4    access denied, or transaction refused by systemd
+    4    access denied, or the transaction refused as destructive (it would cancel
+         a job the mode keeps, e.g. an irreversible one)
     5    no such unit
     6    unit masked or failed to load
     124  the deadline passed (with --wait: a unit was still running)
     125  bus or manager error
-  unit-file verbs, daemon-reload, daemon-reexec, reset-failed (as systemctl's):
+  unit-file verbs, daemon-reload, daemon-reexec, reset-failed, cancel (as systemctl's):
     0    done; 1 it failed (refused, no such unit file, access denied, bus error...);
     2    usage; 124 the deadline passed; with --now, a job's status as above
   is-enabled (as systemctl's): 0 some UNIT is enabled, enabled-runtime, static,
@@ -101,8 +110,8 @@ EXAMPLES:
 struct Options {
     /// A job (start, stop, restart, reload, try-restart, reload-or-restart,
     /// reload-or-try-restart), a unit-file verb (enable, disable, reenable, link, preset,
-    /// mask, unmask), daemon-reload, daemon-reexec, reset-failed or is-enabled
-    /// [default: restart; with --wait, start]
+    /// mask, unmask), daemon-reload, daemon-reexec, reset-failed, is-enabled or cancel
+    /// (UNIT: job ids) [default: restart; with --wait, start]
     #[arg(long, value_name = "VERB", value_parser = parse_action)]
     verb: Option<Action>,
     /// Job mode: replace, fail, isolate, flush, ignore-dependencies, ignore-requirements,
@@ -189,13 +198,17 @@ enum Action {
     DaemonReexec,
     ResetFailed,
     IsEnabled,
+    /// `cancel JOB_ID...`: the UNIT arguments are job ids.
+    Cancel,
 }
 
 impl Action {
     /// Whether it needs at least one UNIT, takes any number, or none.
     fn units(self) -> Units {
         match self {
-            Action::Job(_) | Action::Files(_) | Action::IsEnabled => Units::AtLeastOne,
+            Action::Job(_) | Action::Files(_) | Action::IsEnabled | Action::Cancel => {
+                Units::AtLeastOne
+            }
             Action::ResetFailed => Units::Any,
             Action::DaemonReload | Action::DaemonReexec => Units::None,
         }
@@ -215,6 +228,7 @@ fn parse_action(value: &str) -> Result<Action, String> {
         "daemon-reexec" => Action::DaemonReexec,
         "reset-failed" => Action::ResetFailed,
         "is-enabled" => Action::IsEnabled,
+        "cancel" => Action::Cancel,
         v => match (v.parse::<Verb>(), v.parse::<UnitFileVerb>()) {
             (Ok(verb), _) => Action::Job(verb),
             (_, Ok(verb)) => Action::Files(verb),
@@ -223,7 +237,7 @@ fn parse_action(value: &str) -> Result<Action, String> {
                     "unknown verb {v:?} (expected a job: start, stop, restart, reload, \
                      try-restart, reload-or-restart, reload-or-try-restart; a unit-file verb: \
                      enable, disable, reenable, link, preset, mask, unmask; or daemon-reload, \
-                     daemon-reexec, reset-failed, is-enabled)"
+                     daemon-reexec, reset-failed, is-enabled, cancel)"
                 ));
             }
         },
@@ -370,6 +384,12 @@ fn run(o: Options) -> i32 {
                 unit_name::mangle_file(&absolute(u))
             }
             Action::Files(_) | Action::IsEnabled => unit_name::mangle_file(u),
+            Action::Cancel => match u.parse::<u32>() {
+                Ok(_) => Ok(u.clone()),
+                Err(_) => Err(Error::InvalidRequest(format!(
+                    "cancel takes job ids (numbers, as `systemctl list-jobs` shows), not {u:?}"
+                ))),
+            },
             _ => unit_name::mangle(u),
         };
         match mangled {
@@ -427,6 +447,17 @@ fn run(o: Options) -> i32 {
             })
         }
         Action::IsEnabled => is_enabled(&manager, &units, started + o.timeout),
+        Action::Cancel => {
+            let deadline = started + o.timeout;
+            units.iter().fold(0, |status, id| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let job = Job::from_path(format!("/org/freedesktop/systemd1/job/{id}"));
+                match manager.cancel(&job, left) {
+                    Ok(()) => status,
+                    Err(e) => status.max(as_systemctl(action, &e)),
+                }
+            })
+        }
     }
 }
 

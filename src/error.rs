@@ -262,12 +262,18 @@ pub enum Error {
     /// systemd refused the transaction: it would undo queued jobs the mode forbids replacing
     /// (`TransactionIsDestructive`), or it conflicts, is cyclic, or the unit cannot be
     /// isolated to or only started as a dependency.
-    #[error("{unit}: transaction refused: {source}")]
+    #[error("{unit}: transaction refused: {source}{}", cycle_detail(cycle))]
     TransactionRefused {
         /// The unit of the request.
         unit: String,
         /// What systemd said.
         source: BusError,
+        /// For an ordering cycle systemd could not break (`TransactionOrderIsCyclic`): the
+        /// units of the cycle, in the order the manager's log gives them (its D-Bus error
+        /// only says "See system logs for details"). Empty for other refusals, or when the
+        /// manager's log could not be read (no journal there, no permission, journal lines
+        /// turned off).
+        cycle: Vec<String>,
     },
 
     /// The job finished with a result other than `done` or `skipped`.
@@ -544,7 +550,8 @@ impl Error {
     /// | 1 | the job ended with a result other than done/skipped, the unit is not active, a unit run to completion ended badly, or a unit-file change failed (as `systemctl enable` and friends exit) |
     /// | 2 | usage: invalid unit name, unknown mode or verb, invalid request, invalid remote host |
     /// | 3 | job type not applicable |
-    /// | 4 | access denied (also to the socket, when connecting), transaction refused |
+    /// | 1 | also: a transaction refused for an ordering cycle, conflicting jobs or a shutdown under way |
+    /// | 4 | access denied (also to the socket, when connecting), a transaction refused as destructive, for a unit only started as a dependency, or one not to be isolated to |
     /// | 5 | no such unit |
     /// | 6 | unit masked or failed to load |
     /// | 124 | deadline passed (also while connecting, or with a unit run to completion still active) |
@@ -564,7 +571,20 @@ impl Error {
             | InvalidRequest(_)
             | BadRemote { .. } => 2,
             JobTypeNotApplicable { .. } => 3,
-            AccessDenied { .. } | TransactionRefused { .. } => 4,
+            AccessDenied { .. } => 4,
+            // As systemctl maps systemd's error: a transaction refused as destructive, or
+            // for a unit only started as a dependency or not to be isolated to, is 4; one
+            // refused for another unit of it, that unit's status; a cycle, conflicting jobs
+            // and a shutdown under way are 1.
+            TransactionRefused { source, .. } => match source.name() {
+                "org.freedesktop.systemd1.TransactionIsDestructive"
+                | "org.freedesktop.systemd1.OnlyByDependency"
+                | "org.freedesktop.systemd1.NoIsolation" => 4,
+                "org.freedesktop.systemd1.NoSuchUnit" => 5,
+                "org.freedesktop.systemd1.LoadFailed" | "org.freedesktop.systemd1.UnitMasked" => 6,
+                "org.freedesktop.systemd1.JobTypeNotApplicable" => 3,
+                _ => 1,
+            },
             Connect { source, .. }
                 if source.name() == "org.freedesktop.DBus.Error.AccessDenied" =>
             {
@@ -619,7 +639,11 @@ impl Error {
             | "org.freedesktop.systemd1.TransactionOrderIsCyclic"
             | "org.freedesktop.systemd1.OnlyByDependency"
             | "org.freedesktop.systemd1.NoIsolation"
-            | "org.freedesktop.systemd1.ShuttingDown" => Error::TransactionRefused { unit, source },
+            | "org.freedesktop.systemd1.ShuttingDown" => Error::TransactionRefused {
+                unit,
+                source,
+                cycle: Vec::new(),
+            },
             _ => Error::from_unit_call(&unit, call, source),
         }
     }
@@ -694,6 +718,17 @@ impl Error {
 }
 
 /// The part of [`Error::JobFailed`]'s message after the result.
+/// `; ordering cycle: a.service → b.service → a.service`, or nothing.
+fn cycle_detail(cycle: &[String]) -> String {
+    match cycle.first() {
+        None => String::new(),
+        Some(first) => format!(
+            "; ordering cycle: {} \u{2192} {first}",
+            cycle.join(" \u{2192} ")
+        ),
+    }
+}
+
 fn failure_detail(reason: Option<&FailureReason>, dependencies: &[FailedDependency]) -> String {
     let mut detail = reason.map(|r| format!(": {r}")).unwrap_or_default();
     if !dependencies.is_empty() {

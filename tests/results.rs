@@ -177,7 +177,7 @@ fn refusals_are_typed_errors_with_the_bus_error_name() {
         .enqueue(Verb::Start, "slow.service", JobMode::Replace, T)
         .unwrap();
     match m.stop("slow.service", JobMode::Fail, T).unwrap_err() {
-        Error::TransactionRefused { unit, source } => {
+        Error::TransactionRefused { unit, source, .. } => {
             assert_eq!(unit, "slow.service");
             assert_eq!(
                 source.name(),

@@ -241,7 +241,7 @@ fn a_batch_of_one_verb_is_one_transaction_where_the_manager_can(root: Root) {
     );
     if c.version >= 262 {
         match &results[0] {
-            Err(Error::TransactionRefused { unit, source }) => {
+            Err(Error::TransactionRefused { unit, source, .. }) => {
                 assert_eq!(unit, "ok.service");
                 assert!(source.message().contains("nope.service"), "{source}");
             }

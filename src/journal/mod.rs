@@ -10,6 +10,7 @@
 //! failed run's id in one of those three fields: an earlier run of the same unit, in this boot
 //! or an earlier one, has another id and never shows.
 
+pub(crate) mod cycle;
 pub(crate) mod export;
 pub(crate) mod reader;
 

@@ -161,11 +161,31 @@ fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String
     let invocation = run.invocation;
     let unit = shell_quote(run.unit);
     // A process may write before the manager records that its unit left `inactive`.
-    let since = match run.started_usec.saturating_sub(EARLY_OUTPUT_USEC) {
+    let since = since_arg(run.started_usec.saturating_sub(EARLY_OUTPUT_USEC));
+    let lines = entries_read(count);
+    journalctl_script(
+        root,
+        sync,
+        &format!(
+            "--reverse --lines={lines} {since}_SYSTEMD_INVOCATION_ID={invocation} + \
+             INVOCATION_ID={invocation} + USER_INVOCATION_ID={invocation} + _SYSTEMD_UNIT={unit} \
+             + _SYSTEMD_USER_UNIT={unit} + UNIT={unit} + USER_UNIT={unit}"
+        ),
+    )
+}
+
+/// `--since=@SECONDS.MICROS ` for a time in µs since the epoch; nothing for 0.
+fn since_arg(usec: u64) -> String {
+    match usec {
         0 => String::new(),
         usec => format!("--since=@{}.{:06} ", usec / 1_000_000, usec % 1_000_000),
-    };
-    let lines = entries_read(count);
+    }
+}
+
+/// The shell script that runs `journalctl` with `query` (its selection arguments) in the
+/// export format, under `root`; `sync` first asks journald to store what it has (root
+/// only). It exits 127 without `journalctl` and 3 without a journal file.
+fn journalctl_script(root: Option<&Path>, sync: bool, query: &str) -> String {
     let sync = if sync {
         "[ \"$(id -u)\" = 0 ] && timeout 1 journalctl --sync >/dev/null 2>&1; "
     } else {
@@ -179,11 +199,36 @@ fn script(root: Option<&Path>, sync: bool, run: Run<'_>, count: usize) -> String
         "command -v journalctl >/dev/null 2>&1 || exit 127; {sync}\
          for f in {prefix}/var/log/journal/*/*.journal* {prefix}/run/log/journal/*/*.journal*; do \
          [ -e \"$f\" ] && exec journalctl {} --no-pager --output=export --output-fields={OUTPUT_FIELDS} \
-         --reverse --lines={lines} {since}_SYSTEMD_INVOCATION_ID={invocation} + INVOCATION_ID={invocation} \
-         + USER_INVOCATION_ID={invocation} + _SYSTEMD_UNIT={unit} + _SYSTEMD_USER_UNIT={unit} \
-         + UNIT={unit} + USER_UNIT={unit}; done; exit 3",
+         {query}; done; exit 3",
         root_arg.unwrap_or_default()
     )
+}
+
+/// The most of the manager's own lines read for one question.
+const MANAGER_LINES: usize = 400;
+
+/// The messages the managers (processes named `systemd`: PID 1, user managers) logged since
+/// `since_usec` (µs since the epoch), oldest first, at most [`MANAGER_LINES`] of the newest:
+/// what one said about a transaction it refused, for instance.
+pub(crate) fn manager_messages(
+    source: &Source,
+    since_usec: u64,
+    deadline: &Deadline,
+) -> Result<Vec<String>, JournalUnavailable> {
+    let since = since_arg(since_usec);
+    let make = |root: Option<&Path>, sync: bool| {
+        journalctl_script(
+            root,
+            sync,
+            &format!("--reverse --lines={MANAGER_LINES} {since}_COMM=systemd"),
+        )
+    };
+    let entries = run_query(source, &make, MANAGER_LINES, deadline)?;
+    Ok(entries
+        .into_iter()
+        .rev()
+        .map(|e| e.into_line().message)
+        .collect())
 }
 
 /// The entries (newest first) of the run `invocation` of `unit`: those that carry its id, and
@@ -229,15 +274,27 @@ fn run_once(
     count: usize,
     deadline: &Deadline,
 ) -> Result<Vec<Entry>, JournalUnavailable> {
+    let make = |root: Option<&Path>, sync: bool| script(root, sync, run, count);
+    run_query(source, &make, entries_read(count), deadline)
+}
+
+/// Runs the script `make(root, sync)` gives where the manager is, once, reading at most
+/// `count` entries; the entries it printed.
+fn run_query(
+    source: &Source,
+    make: &dyn Fn(Option<&Path>, bool) -> String,
+    count: usize,
+    deadline: &Deadline,
+) -> Result<Vec<Entry>, JournalUnavailable> {
     let mut command = match source {
         Source::Local { root } => {
             let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(script(root.as_deref(), false, run, count));
+            c.arg("-c").arg(make(root.as_deref(), false));
             c
         }
         Source::Remote(remote) => {
             let mut c = Command::new(ssh_program());
-            c.args(remote.ssh_argv(script(None, true, run, count)));
+            c.args(remote.ssh_argv(make(None, true)));
             c
         }
     };
@@ -247,7 +304,7 @@ fn run_once(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| JournalUnavailable::Failed(format!("cannot run {command:?}: {e}")))?;
-    let ran = Bounded::read(child, entries_read(count), deadline);
+    let ran = Bounded::read(child, count, deadline);
     let said = String::from_utf8_lossy(&ran.stderr);
     let last_line =
         super::export::make_safe(said.trim().lines().last().unwrap_or("").as_bytes(), false);

@@ -33,14 +33,16 @@ pub(crate) fn enqueue<'m>(
     let signals = session.hold_job_signals();
     log::debug!("queuing {verb} {unit} ({mode})");
     let queued_at_usec = monotonic_usec();
+    let called_at = std::time::SystemTime::now();
     let queued = match queue_job(cx, verb, unit, mode, deadline) {
         Ok(queued) => queued,
         Err((call, e)) => {
             log::debug!("{call}({unit}) failed: {e}");
-            return Err(Error::unless_timed_out(unit, deadline, || {
+            let error = Error::unless_timed_out(unit, deadline, || {
                 Error::from_job_call(unit, verb, call, e.into())
                     .sent_interactive(cx.options.allow_interactive_authorization)
-            }));
+            });
+            return Err(with_cycle(cx, error, called_at, deadline));
         }
     };
     if let Some(name) = &queued.answered_by {
@@ -86,6 +88,35 @@ pub(crate) fn enqueue_run<'m>(
     // what the run reports.
     let job = enqueue(cx, verb, unit, mode, deadline)?.with_active_check(None);
     Ok(QueuedRun::new(job, follow))
+}
+
+/// A refusal for an ordering cycle, with the cycle's units read from the manager's log of
+/// the call (made at `called_at`); any other error as it is.
+fn with_cycle(
+    cx: &Context,
+    error: Error,
+    called_at: std::time::SystemTime,
+    deadline: &Deadline,
+) -> Error {
+    match error {
+        Error::TransactionRefused {
+            unit,
+            source,
+            cycle,
+        } if cycle.is_empty()
+            && source.name() == "org.freedesktop.systemd1.TransactionOrderIsCyclic" =>
+        {
+            let cycle = cx
+                .journal_wanted()
+                .ordering_cycle(&cx.caller(), called_at, deadline);
+            Error::TransactionRefused {
+                unit,
+                source,
+                cycle,
+            }
+        }
+        other => other,
+    }
 }
 
 /// The one method call that queues the job: `EnqueueUnitJob`, which also lists the other
@@ -196,6 +227,7 @@ pub(crate) fn enqueue_many<'m>(
                         Error::TransactionRefused {
                             unit: unit.to_owned(),
                             source: e.clone(),
+                            cycle: Vec::new(),
                         }
                     }
                 })

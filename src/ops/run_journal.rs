@@ -77,6 +77,37 @@ impl Wanted<'_> {
     }
 }
 
+impl Wanted<'_> {
+    /// The units of the ordering cycle the manager logged for a transaction it refused as
+    /// cyclic, after `since` (when the call was made), in the order it gave them; empty when
+    /// the journal cannot be read or holds no such line. Costs one journal read, on this
+    /// failure only.
+    pub(crate) fn ordering_cycle(
+        self,
+        conn: &impl BlockingSender,
+        since: SystemTime,
+        deadline: &Deadline,
+    ) -> Vec<String> {
+        if self.lines == 0 {
+            return Vec::new();
+        }
+        if let Source::Local { root } = self.source {
+            sync_journal(conn, root.as_deref().unwrap_or(Path::new("/")), deadline);
+        }
+        let since_usec = since
+            .checked_sub(Duration::from_millis(100))
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        match reader::manager_messages(self.source, since_usec, deadline) {
+            Ok(messages) => crate::journal::cycle::last_cycle(&messages),
+            Err(why) => {
+                log::debug!("journal: no ordering cycle read: {why}");
+                Vec::new()
+            }
+        }
+    }
+}
+
 /// The longest wait for journald to have stored what it had received.
 const SYNC_LIMIT: Duration = Duration::from_secs(1);
 

@@ -215,7 +215,18 @@ fn reason(e: &Error) -> Json {
         Error::LoadFailed { .. } => "load_failed",
         Error::AccessDenied { .. } => "access_denied",
         Error::JobTypeNotApplicable { .. } => "job_type_not_applicable",
-        Error::TransactionRefused { .. } => "transaction_refused",
+        Error::TransactionRefused { cycle, .. } => {
+            if !cycle.is_empty() {
+                o.set(
+                    "cycle",
+                    cycle
+                        .iter()
+                        .map(|u| Json::from(u.as_str()))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            "transaction_refused"
+        }
         Error::JobFailed { result, reason, .. } => {
             o.set("job_result", result.as_str());
             if let Some(r) = reason {

@@ -22,7 +22,8 @@ const MAX_ENTRIES: usize = 8;
 
 /// `journalctl --output=export` output, fed in pieces whose sizes come from the input:
 /// at most [`MAX_ENTRIES`] entries, each message at most [`MAX_MESSAGE_BYTES`] before it is
-/// made safe, with no control character after; then the run filter over them.
+/// made safe, with no control character after; then the run filter over them, and the
+/// ordering-cycle reader over their messages.
 pub fn journal_export(data: &[u8]) {
     let Some((&piece, data)) = data.split_first() else {
         return;
@@ -39,8 +40,10 @@ pub fn journal_export(data: &[u8]) {
         b"app.service",
     );
     assert!(kept.len() <= entries.len());
+    let mut messages = Vec::new();
     for entry in entries {
         let line: JournalLine = entry.into_line();
+        messages.push(line.message.clone());
         // Made safe: every byte at most four (`\xNN`), plus the cut mark.
         assert!(
             line.message.len() <= 4 * MAX_MESSAGE_BYTES + 64,
@@ -56,6 +59,14 @@ pub fn journal_export(data: &[u8]) {
             assert!(!text.chars().any(char::is_control), "{text:?}");
         }
         let _ = line.to_string();
+    }
+    // The ordering cycle read from the manager's lines: only units those lines name.
+    for unit in crate::journal::cycle::last_cycle(&messages) {
+        assert!(!unit.is_empty());
+        assert!(
+            messages.iter().any(|m| m.contains(&unit)),
+            "{unit:?} made up"
+        );
     }
 }
 

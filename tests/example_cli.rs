@@ -487,6 +487,9 @@ fn unit_file_verbs_with_now_and_a_reload_before_jobs() {
         &["--user", "--verb", "daemon-reload", "--daemon-reload"],
         &["--user", "--verb", "enable", "relative/dir/"],
         &["--user", "--verb", "dance", "a.service"],
+        &["--user", "--verb", "cancel"],
+        &["--user", "--verb", "cancel", "a.service"],
+        &["--user", "--verb", "cancel", "-1"],
     ] {
         let (code, _, err) = sd.run_example(args);
         assert_eq!(code, 2, "{args:?}: {err}");

@@ -135,16 +135,12 @@ pub struct StartLimit {
 
 impl fmt::Display for StartLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.interval.as_secs_f64();
+        // A whole number of seconds prints without a fraction: 60, 0.5.
         write!(
             f,
             "more than StartLimitBurst={} starts within StartLimitIntervalSec={}s",
             self.burst,
-            if secs.fract() == 0.0 {
-                format!("{secs:.0}")
-            } else {
-                format!("{secs}")
-            }
+            self.interval.as_secs_f64()
         )
     }
 }

@@ -38,6 +38,16 @@ fn write(host: &Host, path: &str, contents: &str) {
     std::fs::write(full, contents).unwrap();
 }
 
+/// A play on the fleet of two tasks, each with `ignore_errors`: `ours` running `ours` (a
+/// module and its arguments, `systemd_job: {...}`), then `theirs` running `theirs`.
+fn side_by_side(ours: &str, theirs: &str) -> String {
+    format!(
+        "- hosts: fleet\n  gather_facts: false\n  tasks:\n\
+         \x20   - name: ours\n      {ours}\n      ignore_errors: true\n\
+         \x20   - name: theirs\n      {theirs}\n      ignore_errors: true\n"
+    )
+}
+
 /// Every host's result of `task`.
 fn on_every_host<'p>(
     fleet: &Fleet,
@@ -77,9 +87,10 @@ fn a_config_typo_fails_both_and_ours_shows_the_line() {
         "[Service]\nExecStartPre=/bin/sh /run/app/check\nExecStart=/bin/sleep infinity\n",
     )]);
     let play = fleet.play(
-        "- hosts: fleet\n  gather_facts: false\n  tasks:\n\
-         \x20   - name: ours\n      systemd_job: {name: app.service, state: restarted}\n      ignore_errors: true\n\
-         \x20   - name: theirs\n      ansible.builtin.systemd_service: {name: app.service, state: restarted}\n      ignore_errors: true\n",
+        &side_by_side(
+            "systemd_job: {name: app.service, state: restarted}",
+            "ansible.builtin.systemd_service: {name: app.service, state: restarted}",
+        ),
         &[],
     );
     for (ours, host) in on_every_host(&fleet, &play, "ours") {
@@ -128,9 +139,10 @@ fn a_simple_service_that_exits_at_once_fails_ours_not_theirs() {
         "[Service]\nType=simple\nExecStart=/bin/sh -c 'echo \"listen tcp :8080: bind: address already in use\" >&2; exit 1'\n",
     )]);
     let play = fleet.play(
-        "- hosts: fleet\n  gather_facts: false\n  tasks:\n\
-         \x20   - name: ours\n      systemd_job: {name: api.service, state: started}\n      ignore_errors: true\n\
-         \x20   - name: theirs\n      ansible.builtin.systemd_service: {name: api.service, state: started}\n      ignore_errors: true\n",
+        &side_by_side(
+            "systemd_job: {name: api.service, state: started}",
+            "ansible.builtin.systemd_service: {name: api.service, state: started}",
+        ),
         &[],
     );
     for (ours, host) in on_every_host(&fleet, &play, "ours") {
@@ -173,9 +185,10 @@ fn a_failing_dependency_is_named_by_ours() {
         ),
     ]);
     let play = fleet.play(
-        "- hosts: fleet\n  gather_facts: false\n  tasks:\n\
-         \x20   - name: ours\n      systemd_job: {name: web.service, state: started}\n      ignore_errors: true\n\
-         \x20   - name: theirs\n      ansible.builtin.systemd_service: {name: web.service, state: started}\n      ignore_errors: true\n",
+        &side_by_side(
+            "systemd_job: {name: web.service, state: started}",
+            "ansible.builtin.systemd_service: {name: web.service, state: started}",
+        ),
         &[],
     );
     for (ours, host) in on_every_host(&fleet, &play, "ours") {
@@ -215,9 +228,10 @@ fn a_unit_stuck_activating_fails_ours_at_its_timeout() {
     let stuck = "[Service]\nType=notify\nExecStart=/bin/sleep infinity\nTimeoutStartSec=20\n";
     fleet.install(&[("stuck-a.service", stuck), ("stuck-b.service", stuck)]);
     let play = fleet.play(
-        "- hosts: fleet\n  gather_facts: false\n  tasks:\n\
-         \x20   - name: ours\n      systemd_job: {name: stuck-a.service, state: started, timeout: 5}\n      ignore_errors: true\n\
-         \x20   - name: theirs\n      ansible.builtin.systemd_service: {name: stuck-b.service, state: started}\n      ignore_errors: true\n",
+        &side_by_side(
+            "systemd_job: {name: stuck-a.service, state: started, timeout: 5}",
+            "ansible.builtin.systemd_service: {name: stuck-b.service, state: started}",
+        ),
         &[],
     );
     for (ours, host) in on_every_host(&fleet, &play, "ours") {
@@ -377,10 +391,9 @@ fn enabled_masked_reset_failed_leave_what_systemd_service_leaves() {
             format!("ansible.builtin.systemd_service: {{name: pair-b.service, {theirs}}}")
         };
         let play = fleet.play(
-            &format!(
-                "- hosts: fleet\n  gather_facts: false\n  tasks:\n\
-                 \x20   - name: ours\n      systemd_job: {{name: pair-a.service, {ours}}}\n      ignore_errors: true\n\
-                 \x20   - name: theirs\n      {theirs_task}\n      ignore_errors: true\n"
+            &side_by_side(
+                &format!("systemd_job: {{name: pair-a.service, {ours}}}"),
+                &theirs_task,
             ),
             &[],
         );
@@ -427,9 +440,10 @@ fn a_mask_refused_by_systemd_fails_ours_and_changes_theirs() {
         h.container.run(None, &["systemctl", "daemon-reload"]);
     }
     let play = fleet.play(
-        "- hosts: fleet\n  gather_facts: false\n  tasks:\n\
-         \x20   - name: ours\n      systemd_job: {name: local-a.service, masked: true}\n      ignore_errors: true\n\
-         \x20   - name: theirs\n      ansible.builtin.systemd_service: {name: local-b.service, masked: true}\n      ignore_errors: true\n",
+        &side_by_side(
+            "systemd_job: {name: local-a.service, masked: true}",
+            "ansible.builtin.systemd_service: {name: local-b.service, masked: true}",
+        ),
         &[],
     );
     for h in &fleet.hosts {

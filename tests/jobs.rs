@@ -105,6 +105,23 @@ fn has_job(c: &Container, unit: &str, state: &str) -> bool {
     jobs(c).iter().any(|(u, _, s)| u == unit && s == state)
 }
 
+fn has_no_job(c: &Container, unit: &str) -> bool {
+    !jobs(c).iter().any(|(u, _, _)| u == unit)
+}
+
+/// `ended` succeeded within 3 s, and for the library with the job `done`.
+fn assert_done_at_once(tool: Tool, ended: &Ended) {
+    assert!(ended.ok, "{tool:?}: {}", ended.said);
+    assert!(
+        ended.took < Duration::from_secs(3),
+        "{tool:?} took {:?}",
+        ended.took
+    );
+    if tool == Tool::Library {
+        assert_eq!(ended.result, Some(JobResult::Done));
+    }
+}
+
 /// Waits (at most 10 s) until `cond` holds.
 fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -182,25 +199,13 @@ fn an_ignore_dependencies_job_merges_into_a_waiting_one(root: Root) {
             "hello.service",
             JobMode::IgnoreDependencies,
         );
-        assert!(ended.ok, "{tool:?}: {}", ended.said);
-        assert!(
-            ended.took < Duration::from_secs(3),
-            "{tool:?} took {:?}",
-            ended.took
-        );
-        if tool == Tool::Library {
-            assert_eq!(ended.result, Some(JobResult::Done));
-        }
+        assert_done_at_once(tool, &ended);
         assert!(
             has_job(&c, "sleep.service", "running"),
             "{tool:?}: {:?}",
             jobs(&c)
         );
-        assert!(
-            !jobs(&c).iter().any(|(u, _, _)| u == "hello.service"),
-            "{tool:?}: {:?}",
-            jobs(&c)
-        );
+        assert!(has_no_job(&c, "hello.service"), "{tool:?}: {:?}", jobs(&c));
         stop_all(&c);
     }
 }
@@ -215,15 +220,7 @@ fn try_restart_of_a_waiting_unit_is_a_no_op(root: Root) {
         hello_waits(&c);
         for mode in [JobMode::Fail, JobMode::Replace] {
             let ended = act(&c, &m, tool, Verb::TryRestart, "hello.service", mode);
-            assert!(ended.ok, "{tool:?} {mode}: {}", ended.said);
-            assert!(
-                ended.took < Duration::from_secs(3),
-                "{tool:?} took {:?}",
-                ended.took
-            );
-            if tool == Tool::Library {
-                assert_eq!(ended.result, Some(JobResult::Done));
-            }
+            assert_done_at_once(tool, &ended);
             assert!(
                 has_job(&c, "hello.service", "waiting"),
                 "{tool:?}: {:?}",
@@ -277,11 +274,7 @@ fn a_waiting_job_is_canceled_over_the_private_socket(root: Root) {
             "{tool:?}: {:?}",
             started.elapsed()
         );
-        assert!(
-            !jobs(&c).iter().any(|(u, _, _)| u == "hello.service"),
-            "{tool:?}: {:?}",
-            jobs(&c)
-        );
+        assert!(has_no_job(&c, "hello.service"), "{tool:?}: {:?}", jobs(&c));
         assert!(
             has_job(&c, "sleep.service", "running"),
             "{tool:?}: {:?}",

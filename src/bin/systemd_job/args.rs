@@ -151,10 +151,7 @@ pub fn parse(text: &str) -> Result<Args, String> {
         check_active: o.seconds("check_active")?.unwrap_or(DEFAULT_CHECK_ACTIVE),
         wait: o.bool("wait")?.unwrap_or(false),
         reset_failed: o.bool("reset_failed")?.unwrap_or(false),
-        journal_lines: match o.seconds("journal_lines")? {
-            None => DEFAULT_JOURNAL_LINES,
-            Some(_) => o.count("journal_lines")?,
-        },
+        journal_lines: o.count("journal_lines")?.unwrap_or(DEFAULT_JOURNAL_LINES),
         check_mode: o.bool("_ansible_check_mode")?.unwrap_or(false),
         diff: o.bool("_ansible_diff")?.unwrap_or(false),
         no_log: o.bool("_ansible_no_log")?.unwrap_or(false),
@@ -300,12 +297,16 @@ impl<'a> Options<'a> {
     }
 
     /// A whole non-negative count.
-    fn count(&self, name: &str) -> Result<usize, String> {
-        let d = self.seconds(name)?.unwrap_or_default();
+    fn count(&self, name: &str) -> Result<Option<usize>, String> {
+        let Some(d) = self.seconds(name)? else {
+            return Ok(None);
+        };
         if d.subsec_nanos() != 0 {
             return Err(format!("{name}: must be a whole number"));
         }
-        usize::try_from(d.as_secs()).map_err(|_| format!("{name}: too large"))
+        usize::try_from(d.as_secs())
+            .map(Some)
+            .map_err(|_| format!("{name}: too large"))
     }
 }
 

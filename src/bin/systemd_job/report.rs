@@ -16,7 +16,7 @@ pub fn result(args: &Args, task: &TaskReport) -> (Object, bool) {
     let mut units = Vec::new();
     let mut diffs = Vec::new();
     for u in &task.units {
-        let (entry, unit_changed) = unit(args, u);
+        let (entry, unit_changed) = unit(u);
         changed |= unit_changed;
         if let Err(e) = &u.outcome {
             failed_msg.get_or_insert_with(|| message(e));
@@ -93,7 +93,7 @@ fn message(e: &Error) -> String {
     msg
 }
 
-fn unit(args: &Args, u: &UnitReport) -> (Object, bool) {
+fn unit(u: &UnitReport) -> (Object, bool) {
     let mut o = Object::new();
     o.set("name", u.unit.as_str());
     let (done, error) = match &u.outcome {
@@ -104,7 +104,7 @@ fn unit(args: &Args, u: &UnitReport) -> (Object, bool) {
     let changed = done.is_some_and(|d| d.changed);
     o.set("changed", changed).set("failed", error.is_some());
     if let Some(d) = done {
-        convergence(&mut o, d, args);
+        convergence(&mut o, d);
     }
     if let Some(e) = error {
         o.set("msg", message(e)).set("reason", reason(e));
@@ -129,7 +129,7 @@ fn unit(args: &Args, u: &UnitReport) -> (Object, bool) {
     (o, changed)
 }
 
-fn convergence(o: &mut Object, d: &Convergence, args: &Args) {
+fn convergence(o: &mut Object, d: &Convergence) {
     o.set(
         "steps",
         d.steps
@@ -186,7 +186,6 @@ fn convergence(o: &mut Object, d: &Convergence, args: &Args) {
         .set("ran_for_ms", run.ran_for.map(millis));
         o.set("run", r);
     }
-    let _ = args;
 }
 
 fn job(j: &JobOutcome) -> Json {
@@ -203,6 +202,8 @@ fn job(j: &JobOutcome) -> Json {
 /// The typed reason: `kind` names the error, the rest is what it knows.
 fn reason(e: &Error) -> Json {
     let mut o = Object::new();
+    // First in the object; given its value once the match below has named it.
+    o.set("kind", Json::Null);
     let kind = match e {
         Error::InvalidUnitName { .. } => "invalid_unit_name",
         Error::InvalidRequest(_) | Error::UnknownJobMode(_) | Error::UnknownVerb(_) => {
@@ -269,16 +270,12 @@ fn reason(e: &Error) -> Json {
         Error::PartlyApplied { error, .. } => return reason(error),
         _ => "error",
     };
-    let mut out = Object::new();
-    out.set("kind", kind);
-    for key in o.keys().map(str::to_owned).collect::<Vec<_>>() {
-        out.set(&key, o.get(&key).cloned().unwrap_or(Json::Null));
-    }
+    o.set("kind", kind);
     if let Some(bus) = e.bus_error() {
-        out.set("bus_error", bus.name())
+        o.set("bus_error", bus.name())
             .set("bus_message", bus.message());
     }
-    Json::Object(out)
+    Json::Object(o)
 }
 
 fn failure(o: &mut Object, r: &FailureReason) {

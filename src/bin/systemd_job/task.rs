@@ -178,14 +178,10 @@ fn converge(
     // `enabled: true` leaves a mask alone unless `masked: false` says to lift it, as
     // systemctl (and systemd_service) refuse to enable a masked unit.
     if args.enabled == Some(true) && args.masked.is_none() {
-        let now = manager.desired(unit).check(clock.left())?;
-        if matches!(
-            now.before.unit_file,
-            UnitFileState::Masked | UnitFileState::MaskedRuntime
-        ) {
+        let state = manager.unit_file_state(unit, clock.left())?;
+        if matches!(state, UnitFileState::Masked | UnitFileState::MaskedRuntime) {
             return Err(Error::InvalidRequest(format!(
-                "{unit}: is {}: it cannot be enabled unless `masked: false` lifts the mask",
-                now.before.unit_file
+                "{unit}: is {state}: it cannot be enabled unless `masked: false` lifts the mask"
             )));
         }
     }

@@ -144,7 +144,10 @@ fn the_outcome_lists_the_other_jobs_of_the_transaction() {
         ("required.service", common::ONESHOT_OK),
         (
             "app.service",
-            "[Unit]\nWants=wanted.service\nRequires=required.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+            // Ordered after both: when its job is done, theirs are (without the order,
+            // wanted.service may still be activating then).
+            "[Unit]\nWants=wanted.service\nRequires=required.service\n\
+             After=wanted.service required.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
         ),
     ]);
     let m = sd.manager();
